@@ -1,0 +1,68 @@
+"""Mixtures: examples-proportional rates with a per-task cap, and held-out-cluster mixtures.
+
+FLAN mixes each task at `rate = min(num_train_examples, cap)` (optionally `rate ** (1 / temperature)`) and,
+for each task cluster, trains on every other cluster and evaluates zero-shot on the held-out one.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+
+import seqio
+
+from it_jax.data import tasks as tasks_lib
+
+RateFn = Callable[[seqio.Task], float]
+
+
+def capped_rate(*, cap: int | None = 3000, temperature: float = 1.0, split: str = "train") -> RateFn:
+    """Examples-proportional mixing rate `min(examples, cap) ** (1 / temperature)` (seqio's rate function)."""
+    return functools.partial(
+        seqio.mixing_rate_num_examples, maximum=cap, temperature=temperature, split=split
+    )
+
+
+def register_mixture(name: str, task_names: Sequence[str], *, rate: RateFn | float) -> seqio.Mixture:
+    """Registers (or replaces) a `seqio.Mixture` of `task_names` sampled at `rate`."""
+    if not task_names:
+        raise ValueError(f"mixture {name!r} has no tasks")
+    seqio.MixtureRegistry.remove(name)
+    return seqio.MixtureRegistry.add(name, list(task_names), default_rate=rate)
+
+
+def heldout_clusters(cluster: str, overlaps: Mapping[str, Sequence[str]]) -> frozenset[str]:
+    """The clusters removed when holding out `cluster`: itself and those it overlaps with (both ways)."""
+    removed = {cluster, *overlaps.get(cluster, ())}
+    removed.update(c for c, others in overlaps.items() if cluster in others)
+    return frozenset(removed)
+
+
+def register_heldout_mixtures(
+    prefix: str,
+    infos: Sequence[tasks_lib.TaskInfo],
+    *,
+    rate: RateFn | float,
+    overlaps: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, str]:
+    """Registers `<prefix>_all` and, per cluster, `<prefix>_heldout_<cluster>` (all other clusters).
+
+    Returns:
+      cluster -> name of its held-out training mixture.
+    """
+    overlaps = overlaps or {}
+    register_mixture(f"{prefix}_all", [info.name for info in infos], rate=rate)
+    mixtures = {}
+    for cluster in sorted({info.cluster for info in infos}):
+        removed = heldout_clusters(cluster, overlaps)
+        kept = [info.name for info in infos if info.cluster not in removed]
+        mixtures[cluster] = f"{prefix}_heldout_{cluster}"
+        register_mixture(mixtures[cluster], kept, rate=rate)
+    return mixtures
+
+
+def mixture_shares(mixture: seqio.Mixture) -> dict[str, float]:
+    """Each task's expected share of the mixture's examples (rates normalized to sum to 1)."""
+    rates = {task.name: mixture.get_rate(task) for task in mixture.tasks}
+    total = sum(rates.values())
+    return {name: rate / total for name, rate in rates.items()}

@@ -1,0 +1,171 @@
+"""Where raw examples come from: Python generators, JSONL files, TFDS datasets or their local JSONL mirrors.
+
+Every source yields plain Python dicts (strings as `str`, never bytes), split by split, so the templating
+step above it is ordinary Python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+DATA_DIR_ENV = "IT_JAX_DATA_DIR"
+
+Example = dict[str, Any]
+
+
+class SourceError(ValueError):
+    """A source cannot be read: a missing file, a malformed line, an unknown split."""
+
+
+class Source(Protocol):
+    """The interface every source implements."""
+
+    splits: tuple[str, ...]
+
+    def examples(self, split: str) -> Iterator[Example]:
+        """Yields the examples of `split` in a fixed order."""
+
+    def num_examples(self, split: str) -> int:
+        """The number of examples in `split`."""
+
+
+def _check_split(source_name: str, split: str, splits: Sequence[str]) -> None:
+    if split not in splits:
+        raise SourceError(f"{source_name} has no split {split!r}; its splits are {list(splits)}")
+
+
+class GeneratorSource:
+    """Examples from a Python function `split -> iterable of dicts`, e.g. a seeded synthetic generator."""
+
+    def __init__(self, fn: Callable[[str], Iterable[Example]], *, splits: Sequence[str] = ("train", "validation")):
+        self.fn = fn
+        self.splits = tuple(splits)
+        self._counts: dict[str, int] = {}
+
+    def examples(self, split: str) -> Iterator[Example]:
+        _check_split(f"generator {getattr(self.fn, '__name__', self.fn)!r}", split, self.splits)
+        yield from self.fn(split)
+
+    def num_examples(self, split: str) -> int:
+        if split not in self._counts:
+            self._counts[split] = sum(1 for _ in self.examples(split))
+        return self._counts[split]
+
+
+def read_jsonl(path: str | os.PathLike) -> Iterator[Example]:
+    """Yields one dict per non-empty line; a malformed line raises an error naming the file and line."""
+    path = pathlib.Path(path)
+    with path.open(encoding="utf-8") as f:
+        for line_number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SourceError(f"{path}:{line_number}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(record, dict):
+                raise SourceError(f"{path}:{line_number}: expected a JSON object, got {type(record).__name__}")
+            yield record
+
+
+def _count_lines(path: pathlib.Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+class JsonlSource:
+    """Examples from JSONL files, one per split."""
+
+    def __init__(self, paths: Mapping[str, str | os.PathLike], *, description: str = ""):
+        self.paths = {split: pathlib.Path(p) for split, p in paths.items()}
+        self.splits = tuple(self.paths)
+        self.description = description
+        self._counts: dict[str, int] = {}
+
+    def _path(self, split: str) -> pathlib.Path:
+        _check_split(f"JSONL source {self.description or list(self.paths.values())}", split, self.splits)
+        path = self.paths[split]
+        if not path.is_file():
+            hint = f" ({self.description})" if self.description else ""
+            raise SourceError(f"missing JSONL file {path} for split {split!r}{hint}")
+        return path
+
+    def examples(self, split: str) -> Iterator[Example]:
+        yield from read_jsonl(self._path(split))
+
+    def num_examples(self, split: str) -> int:
+        if split not in self._counts:
+            self._counts[split] = _count_lines(self._path(split))
+        return self._counts[split]
+
+
+def mirror_dir_name(tfds_name: str) -> str:
+    """The directory of a TFDS dataset's local mirror: the name with "/" replaced by "__" (no version)."""
+    return tfds_name.split(":")[0].replace("/", "__")
+
+
+def _to_python(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        return [_to_python(v) for v in value.tolist()] if value.dtype == object else _to_python(value.tolist())
+    if isinstance(value, list):
+        return [_to_python(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_python(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class TfdsSource:
+    """A TFDS dataset, or its local JSONL mirror when a data directory is configured.
+
+    The mirror lives at `<data_dir>/<tfds name with "/" -> "__">/<split>.jsonl` and its records carry exactly
+    the TFDS features. `data_dir` defaults to the `IT_JAX_DATA_DIR` environment variable, read when
+    examples are requested (so it can be set after registration).
+    """
+
+    def __init__(self, tfds_name: str, *, splits: Sequence[str] = ("train", "validation"), data_dir: str | None = None):
+        self.tfds_name = tfds_name
+        self.splits = tuple(splits)
+        self._data_dir = data_dir
+
+    @property
+    def data_dir(self) -> str | None:
+        return self._data_dir or os.environ.get(DATA_DIR_ENV) or None
+
+    def mirror(self) -> JsonlSource | None:
+        """The local JSONL mirror, when a data directory is configured."""
+        if not self.data_dir:
+            return None
+        root = pathlib.Path(self.data_dir) / mirror_dir_name(self.tfds_name)
+        return JsonlSource(
+            {split: root / f"{split}.jsonl" for split in self.splits},
+            description=f"local mirror of TFDS {self.tfds_name!r}",
+        )
+
+    def examples(self, split: str) -> Iterator[Example]:
+        _check_split(f"TFDS {self.tfds_name!r}", split, self.splits)
+        mirror = self.mirror()
+        if mirror is not None:
+            yield from mirror.examples(split)
+            return
+        import tensorflow_datasets as tfds
+
+        for record in tfds.as_numpy(tfds.load(self.tfds_name, split=split, shuffle_files=False)):
+            yield _to_python(record)
+
+    def num_examples(self, split: str) -> int:
+        mirror = self.mirror()
+        if mirror is not None:
+            return mirror.num_examples(split)
+        import tensorflow_datasets as tfds
+
+        return tfds.builder(self.tfds_name).info.splits[split].num_examples

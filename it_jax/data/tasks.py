@@ -1,0 +1,209 @@
+"""Registering templated instruction tasks as ordinary `seqio.Task`s.
+
+`register_task("my_nli", ...)` registers, for a dataset with N templates:
+  * `my_nli`: every example rendered with one template, spread round-robin (example j gets template j mod N),
+  * `my_nli_template_<k>` for k in 0..N-1: every example rendered with template k.
+Any SeqIO user can consume them (`seqio.get_mixture_or_task("my_nli").get_dataset(...)`). The FLAN-specific
+facts about a task (cluster, templates, options, metrics) are kept in a `TaskInfo`, see `task_info`.
+
+Each task yields the features `inputs`, `targets` (tokenized, EOS appended, with `*_pretokenized` copies),
+`options` (the answer options, empty for generation tasks), `template` (template index) and `task`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import seqio
+import tensorflow as tf
+
+from it_jax.data import sources as sources_lib
+from it_jax.data import vocab as vocab_lib
+from it_jax.data.templates import OPTIONS_FIELD, Template, TemplateError, as_templates
+
+Preprocessor = Callable[[sources_lib.Example], sources_lib.Example]
+MetricFn = Callable[[Sequence[str], Sequence[str]], Mapping[str, float]]
+SourceLike = sources_lib.Source | Callable[[str], Any] | str
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInfo:
+    """What it_jax knows about a registered instruction task beyond its `seqio.Task`."""
+
+    name: str
+    cluster: str
+    source: sources_lib.Source
+    templates: tuple[Template, ...]
+    preprocessor: Preprocessor | None
+    options: tuple[str, ...] | None
+    metrics: tuple[MetricFn, ...]
+    max_train_examples: int | None
+
+    @property
+    def is_classification(self) -> bool:
+        """Classification tasks are scored by rank classification over their options."""
+        return self.options is not None
+
+    def template_task_name(self, index: int) -> str:
+        return f"{self.name}_template_{index}"
+
+    def fields(self, example: sources_lib.Example, index: int) -> sources_lib.Example:
+        """Template fields of one raw example: preprocessed, with the static options added."""
+        fields = self.preprocessor(example) if self.preprocessor else dict(example)
+        if self.options is not None and OPTIONS_FIELD not in fields:
+            fields[OPTIONS_FIELD] = list(self.options)
+        if self.options is not None and not fields[OPTIONS_FIELD]:
+            raise TemplateError(f"task {self.name!r}, example {index}: classification example with no options")
+        return fields
+
+    def render(self, split: str, template_index: int | None = None) -> Iterator[dict[str, Any]]:
+        """Yields the rendered examples of `split`: template `template_index`, or round-robin when None."""
+        examples = self.source.examples(split)
+        if split == "train" and self.max_train_examples:
+            examples = itertools.islice(examples, self.max_train_examples)
+        for j, example in enumerate(examples):
+            k = j % len(self.templates) if template_index is None else template_index
+            fields = self.fields(example, j)
+            rendered = self.templates[k].render(fields)
+            yield {
+                **rendered,
+                "options": [str(o) for o in fields.get(OPTIONS_FIELD) or ()],
+                "template": k,
+                "task": self.name,
+            }
+
+    def num_examples(self, split: str) -> int:
+        n = self.source.num_examples(split)
+        if split == "train" and self.max_train_examples:
+            n = min(n, self.max_train_examples)
+        return n
+
+
+_TASK_INFOS: dict[str, TaskInfo] = {}
+
+_OUTPUT_SIGNATURE = {
+    "inputs": tf.TensorSpec([], tf.string),
+    "targets": tf.TensorSpec([], tf.string),
+    "options": tf.TensorSpec([None], tf.string),
+    "template": tf.TensorSpec([], tf.int32),
+    "task": tf.TensorSpec([], tf.string),
+}
+
+
+class _LazyCounts(Mapping):
+    """Per-split example counts computed on first use, so registering a task reads no data."""
+
+    def __init__(self, info: TaskInfo):
+        self._info = info
+
+    def __getitem__(self, split: str) -> int:
+        return self._info.num_examples(split)
+
+    def __iter__(self):
+        return iter(self._info.source.splits)
+
+    def __len__(self) -> int:
+        return len(self._info.source.splits)
+
+
+def _as_source(source: SourceLike, name: str) -> sources_lib.Source:
+    if isinstance(source, str):
+        if source.endswith(".jsonl"):
+            if "{split}" not in source:
+                raise ValueError(f"task {name!r}: a JSONL source path needs a '{{split}}' placeholder: {source}")
+            splits = ("train", "validation", "test")
+            return sources_lib.JsonlSource({s: source.format(split=s) for s in splits}, description=f"task {name!r}")
+        return sources_lib.TfdsSource(source)
+    if callable(source) and not hasattr(source, "examples"):
+        return sources_lib.GeneratorSource(source)
+    return source
+
+
+def _dataset_fn(info: TaskInfo, template_index: int | None):
+    def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+        del shuffle_files, seed  # Sources are read in order; seqio shuffles after preprocessing.
+        return tf.data.Dataset.from_generator(
+            lambda: info.render(split, template_index), output_signature=_OUTPUT_SIGNATURE
+        )
+
+    return dataset_fn
+
+
+def _register_seqio_task(
+    name: str, info: TaskInfo, template_index: int | None, vocabulary: seqio.Vocabulary
+) -> seqio.Task:
+    seqio.TaskRegistry.remove(name)
+    return seqio.TaskRegistry.add(
+        name,
+        source=seqio.FunctionDataSource(
+            _dataset_fn(info, template_index),
+            splits=info.source.splits,
+            num_input_examples=_LazyCounts(info),
+        ),
+        preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
+        output_features=vocab_lib.output_features(vocabulary),
+        metric_fns=list(info.metrics),
+    )
+
+
+def register_task(
+    name: str,
+    *,
+    source: SourceLike,
+    templates: Sequence[Template | tuple[str, str]],
+    cluster: str,
+    preprocessor: Preprocessor | None = None,
+    options: Sequence[str] | None = None,
+    metrics: Sequence[MetricFn] = (),
+    max_train_examples: int | None = None,
+    vocabulary: seqio.Vocabulary = vocab_lib.RUN_VOCABULARY,
+) -> TaskInfo:
+    """Registers a templated task: one `seqio.Task` per template plus one spreading examples over all.
+
+    Args:
+      name: task name; the per-template tasks are `<name>_template_<k>`.
+      source: a `Source`; a function `split -> iterable of dicts`; a JSONL path with a `{split}`
+        placeholder; or a TFDS name (read from its local mirror when `IT_JAX_DATA_DIR` is set).
+      templates: `Template`s or `(inputs, targets)` pattern pairs.
+      cluster: the task cluster, used to build held-out-cluster mixtures.
+      preprocessor: maps a raw source example to the template fields.
+      options: answer options of a classification task (rendered by `{options_}`, scored by rank
+        classification). Tasks whose options vary per example put them in the `options` field from the
+        preprocessor and pass `options=()`.
+      metrics: seqio-style metric functions `(targets, predictions) -> {name: value}`.
+      max_train_examples: trim the train split to this many examples (FLAN: 30,000).
+      vocabulary: the tokenizer; by default the run's vocabulary (see `it_jax.data.vocab`).
+    """
+    if os.sep in name or " " in name:
+        raise ValueError(f"task name {name!r} must not contain spaces or path separators")
+    info = TaskInfo(
+        name=name,
+        cluster=cluster,
+        source=_as_source(source, name),
+        templates=as_templates(templates, name),
+        preprocessor=preprocessor,
+        options=None if options is None else tuple(options),
+        metrics=tuple(metrics),
+        max_train_examples=max_train_examples,
+    )
+    _TASK_INFOS[name] = info
+    _register_seqio_task(name, info, None, vocabulary)
+    for k in range(len(info.templates)):
+        _register_seqio_task(info.template_task_name(k), info, k, vocabulary)
+    return info
+
+
+def task_info(name: str) -> TaskInfo:
+    """The `TaskInfo` of a task registered with `register_task`."""
+    if name not in _TASK_INFOS:
+        raise KeyError(f"no instruction task {name!r} is registered; known: {sorted(_TASK_INFOS)[:20]}...")
+    return _TASK_INFOS[name]
+
+
+def registered_tasks(cluster: str | None = None) -> tuple[TaskInfo, ...]:
+    """All tasks registered with `register_task`, optionally only those of one cluster."""
+    return tuple(info for info in _TASK_INFOS.values() if cluster is None or info.cluster == cluster)
