@@ -1,0 +1,201 @@
+"""Entry-point runs, configured by gin: train (then evaluate the held-out cluster) and evaluate.
+
+Library functions stay plain keyword-only functions; this module is where they become gin-configurable
+(`parse_config` registers them), so `gin/models/*.gin` and `gin/runs/*.gin` can bind every knob.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gin
+import jax
+import optax
+import seqio
+from jax.sharding import Mesh
+
+from it_jax import sharding as sharding_lib
+from it_jax.data import pipeline, tasks, vocab
+from it_jax.evaluation import heldout, report
+from it_jax.evaluation.predictor import Predictor
+from it_jax.models import t5
+from it_jax.train import optimizers, trainer as trainer_lib
+from it_jax.train.checkpoints import Checkpointer
+from it_jax.train.state import ModelSpec
+
+GIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "gin"
+
+_CONFIGURABLES = {
+    "T5Config": t5.T5Config,
+    "make_vocabulary": vocab.make_vocabulary,
+    "make_schedule": optimizers.make_schedule,
+    "make_optimizer": optimizers.make_optimizer,
+    "create_mesh": sharding_lib.create_mesh,
+}
+
+
+def register_configurables() -> None:
+    """Makes the library's functions and classes gin-configurable (idempotent)."""
+    for name, fn in _CONFIGURABLES.items():
+        if gin.config._REGISTRY.get_match(name) is None:
+            gin.external_configurable(fn, name=name)
+
+
+def parse_config(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> None:
+    """Parses gin files (looked up as given, then under the repository's `gin/`) and bindings."""
+    register_configurables()
+    gin.add_config_file_search_path(str(GIN_DIR))
+    gin.parse_config_files_and_bindings(list(gin_files), list(bindings))
+
+
+def model_spec(config: t5.T5Config) -> ModelSpec:
+    """The model a config describes (T5 for now; decoder-only models plug in here)."""
+    return ModelSpec.create(lambda rngs: t5.T5(config, rngs=rngs))
+
+
+def _import_modules(modules: Sequence[str]) -> None:
+    for module in modules:
+        importlib.import_module(module)
+
+
+def _check_vocab(config: t5.T5Config, vocabulary: seqio.Vocabulary) -> None:
+    if config.vocab_size < vocabulary.vocab_size:
+        raise ValueError(
+            f"model vocab_size {config.vocab_size} < vocabulary size {vocabulary.vocab_size}; "
+            "bind VOCAB_SIZE to at least the vocabulary's size (rounded up to a multiple of 128)"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """What training and evaluation share: the model, its vocabulary, lengths and the task modules."""
+
+    model_dir: str
+    model_config: t5.T5Config
+    vocabulary: seqio.Vocabulary
+    task_modules: Sequence[str]
+    task_feature_lengths: Mapping[str, int]
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "architecture": "encoder_decoder",
+            "model_config": dataclasses.asdict(self.model_config),
+            "vocabulary": type(self.vocabulary).__name__,
+            "task_feature_lengths": dict(self.task_feature_lengths),
+        }
+
+
+@gin.configurable("run_config")
+def make_run_config(
+    *,
+    model_dir: str = gin.REQUIRED,
+    model_config: t5.T5Config = gin.REQUIRED,
+    vocabulary: seqio.Vocabulary = gin.REQUIRED,
+    task_modules: Sequence[str] = ("mixtures.synthetic",),
+    task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
+) -> RunConfig:
+    _check_vocab(model_config, vocabulary)
+    return RunConfig(model_dir, model_config, vocabulary, tuple(task_modules), dict(task_feature_lengths))
+
+
+@gin.configurable("train_run", denylist=["run"])
+def train_run(
+    run: RunConfig,
+    *,
+    mixture: str = gin.REQUIRED,
+    batch_size: int = 32,
+    num_steps: int = 1000,
+    pack: bool = True,
+    seed: int = 0,
+    schedule: optax.Schedule = gin.REQUIRED,
+    optimizer: optax.GradientTransformation = gin.REQUIRED,
+    mesh: Mesh | None = None,
+    save_every: int = 100,
+    keep_checkpoints: int = 3,
+    log_every: int = 10,
+):
+    """Trains `run.model_config` on `mixture`, resuming from `run.model_dir` if it holds checkpoints."""
+    _import_modules(run.task_modules)
+    mesh = mesh or sharding_lib.create_mesh(data=-1)
+    spec = model_spec(run.model_config)
+    if jax.process_index() == 0:
+        print(f"Model: {spec.num_params():,} parameters; mesh {dict(mesh.shape)}; mixture {mixture}", flush=True)
+    trainer = trainer_lib.Trainer(spec=spec, optimizer=optimizer, schedule=schedule, mesh=mesh, dropout_seed=seed)
+
+    def batches(skip: int):
+        return pipeline.host_batches(
+            mixture,
+            task_feature_lengths=run.task_feature_lengths,
+            architecture="encoder_decoder",
+            batch_size=batch_size,
+            pack=pack,
+            seed=seed,
+            shard_index=jax.process_index(),
+            num_shards=jax.process_count(),
+            skip_batches=skip,
+        )
+
+    with vocab.use_vocabulary(run.vocabulary):
+        return trainer_lib.train(
+            trainer=trainer,
+            batches=batches,
+            model_dir=run.model_dir,
+            num_steps=num_steps,
+            seed=seed,
+            save_every=save_every,
+            keep_checkpoints=keep_checkpoints,
+            log_every=log_every,
+            metadata=run.metadata(),
+        ), trainer
+
+
+@gin.configurable("eval_run", denylist=["run", "params", "spec"])
+def eval_run(
+    run: RunConfig,
+    *,
+    params: Any,
+    spec: ModelSpec,
+    cluster: str | None = None,
+    tasks_to_eval: Sequence[str] = (),
+    split: str = "validation",
+    max_examples: int | None = None,
+    batch_size: int = 64,
+) -> str:
+    """Evaluates every template of the held-out `cluster`'s tasks (or `tasks_to_eval`); writes the report."""
+    _import_modules(run.task_modules)
+    names = list(tasks_to_eval) or [info.name for info in tasks.registered_tasks(cluster)]
+    if not names:
+        raise ValueError(f"no tasks to evaluate: cluster {cluster!r} has no registered tasks")
+    predictor = Predictor(
+        spec=spec,
+        params=params,
+        vocabulary=run.vocabulary,
+        input_length=run.task_feature_lengths["inputs"],
+        target_length=run.task_feature_lengths["targets"],
+        batch_size=batch_size,
+    )
+    results = heldout.evaluate_tasks(predictor, names, split=split, max_examples=max_examples)
+    title = f"Zero-shot evaluation ({split}): " + (f"held-out cluster `{cluster}`" if cluster else ", ".join(names))
+    return report.write_report(results, pathlib.Path(run.model_dir) / "eval", title=title)
+
+
+def restore_params(run: RunConfig, mesh: Mesh | None = None) -> tuple[ModelSpec, Any]:
+    """The parameters of the latest checkpoint in `run.model_dir`, sharded by the rules over `mesh`."""
+    spec = model_spec(run.model_config)
+    mesh = mesh or sharding_lib.create_mesh(data=-1)
+    shardings = spec.param_shardings(mesh)
+    target = jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), spec.abstract_state.to_pure_dict(), shardings
+    )
+    checkpointer = Checkpointer(pathlib.Path(run.model_dir) / "checkpoints")
+    try:
+        step = checkpointer.latest_step()
+        params = checkpointer.restore_params(target, step)
+    finally:
+        checkpointer.close()
+    print(f"Restored step {step} from {checkpointer.directory}", flush=True)
+    return spec, params

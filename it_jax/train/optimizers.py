@@ -1,0 +1,64 @@
+"""Optax optimizers and learning-rate schedules, built from plain keyword arguments (gin binds them)."""
+
+from __future__ import annotations
+
+import functools
+
+import jax.numpy as jnp
+import optax
+
+
+def _rsqrt(base_learning_rate: float, warmup_steps: int, steps_after_warmup: jnp.ndarray) -> jnp.ndarray:
+    step = jnp.maximum(steps_after_warmup, 0) + warmup_steps
+    return base_learning_rate * jnp.sqrt(warmup_steps / step)
+
+
+def make_schedule(
+    *,
+    base_learning_rate: float = 1e-3,
+    warmup_steps: int = 100,
+    decay: str = "cosine",
+    total_steps: int = 1000,
+    final_fraction: float = 0.1,
+) -> optax.Schedule:
+    """Linear warmup from 0 to `base_learning_rate`, then a decay.
+
+    Args:
+      decay: "constant"; "linear" or "cosine" down to `final_fraction * base_learning_rate` at
+        `total_steps`; or "rsqrt" (T5's inverse square root: `base * sqrt(warmup_steps / step)`).
+    """
+    warmup = optax.linear_schedule(0.0, base_learning_rate, max(warmup_steps, 1))
+    decay_steps = max(total_steps - warmup_steps, 1)
+    final = base_learning_rate * final_fraction
+    if decay == "constant":
+        after = optax.constant_schedule(base_learning_rate)
+    elif decay == "linear":
+        after = optax.linear_schedule(base_learning_rate, final, decay_steps)
+    elif decay == "cosine":
+        after = optax.cosine_decay_schedule(base_learning_rate, decay_steps, alpha=final_fraction)
+    elif decay == "rsqrt":
+        after = functools.partial(_rsqrt, base_learning_rate, max(warmup_steps, 1))
+    else:
+        raise ValueError(f"unknown decay {decay!r}; choose constant, linear, cosine or rsqrt")
+    return optax.join_schedules([warmup, after], [warmup_steps])
+
+
+def make_optimizer(
+    schedule: optax.Schedule,
+    *,
+    name: str = "adamw",
+    weight_decay: float = 0.0,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    clip_norm: float | None = 1.0,
+) -> optax.GradientTransformation:
+    """AdamW or Adafactor (factored second moments, T5's optimizer), with optional global-norm clipping."""
+    if name == "adamw":
+        optimizer = optax.adamw(schedule, b1=b1, b2=b2, weight_decay=weight_decay)
+    elif name == "adafactor":
+        optimizer = optax.adafactor(schedule, weight_decay_rate=weight_decay or None)
+    else:
+        raise ValueError(f"unknown optimizer {name!r}; choose adamw or adafactor")
+    if clip_norm:
+        optimizer = optax.chain(optax.clip_by_global_norm(clip_norm), optimizer)
+    return optimizer

@@ -1,0 +1,36 @@
+"""Shared command-line flags of the entry points: --gin_file (repeatable), --gin_bindings, --model_dir."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def parse_args(description: str, default_gin_file: str | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--gin_file", action="append", default=[], help="gin config file; repeatable (default: %(default)s)"
+    )
+    parser.add_argument("--gin_bindings", action="append", default=[], help="gin binding, e.g. 'train_run.num_steps=10'")
+    parser.add_argument("--model_dir", help="checkpoints, metrics and eval reports go here")
+    args = parser.parse_args()
+    if not args.gin_file:
+        if default_gin_file is None:
+            parser.error("--gin_file is required")
+        args.gin_file = [default_gin_file]
+    if args.model_dir:
+        args.gin_bindings.append(f"MODEL_DIR = '{args.model_dir}'")
+    return args
+
+
+def quiet_tensorflow() -> None:
+    """TensorFlow serves the input pipeline only: keep it off accelerators and out of the logs."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.path.insert(0, str(REPO))
+    import tensorflow as tf
+
+    tf.config.set_visible_devices([], "GPU")
