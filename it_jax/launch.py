@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
+import os
 import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -41,15 +43,24 @@ _CONFIGURABLES = {
 def register_configurables() -> None:
     """Makes the library's functions and classes gin-configurable (idempotent)."""
     for name, fn in _CONFIGURABLES.items():
-        if gin.config._REGISTRY.get_match(name) is None:
+        try:
             gin.external_configurable(fn, name=name)
+        except ValueError:  # already registered in this process
+            pass
 
 
 def parse_config(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> None:
     """Parses gin files (looked up as given, then under the repository's `gin/`) and bindings."""
     register_configurables()
     gin.add_config_file_search_path(str(GIN_DIR))
-    gin.parse_config_files_and_bindings(list(gin_files), list(bindings))
+    files = [f if os.path.isfile(f) else str(GIN_DIR / f) for f in gin_files]
+    # gin logs an error for every search-path prefix a file is not under before finding it; a file that
+    # is found nowhere still raises an IOError naming the paths searched.
+    logging.disable(logging.ERROR)
+    try:
+        gin.parse_config_files_and_bindings(files, list(bindings))
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def model_spec(config: t5.T5Config) -> ModelSpec:

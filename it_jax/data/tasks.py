@@ -94,20 +94,15 @@ _OUTPUT_SIGNATURE = {
 }
 
 
-class _LazyCounts(Mapping):
-    """Per-split example counts computed on first use, so registering a task reads no data."""
+class _TemplatedSource(seqio.FunctionDataSource):
+    """A seqio data source over a task's rendered examples; counts examples only when asked."""
 
-    def __init__(self, info: TaskInfo):
+    def __init__(self, info: TaskInfo, template_index: int | None):
+        super().__init__(_dataset_fn(info, template_index), splits=info.source.splits)
         self._info = info
 
-    def __getitem__(self, split: str) -> int:
+    def num_input_examples(self, split: str) -> int:
         return self._info.num_examples(split)
-
-    def __iter__(self):
-        return iter(self._info.source.splits)
-
-    def __len__(self) -> int:
-        return len(self._info.source.splits)
 
 
 def _as_source(source: SourceLike, name: str) -> sources_lib.Source:
@@ -115,8 +110,11 @@ def _as_source(source: SourceLike, name: str) -> sources_lib.Source:
         if source.endswith(".jsonl"):
             if "{split}" not in source:
                 raise ValueError(f"task {name!r}: a JSONL source path needs a '{{split}}' placeholder: {source}")
-            splits = ("train", "validation", "test")
-            return sources_lib.JsonlSource({s: source.format(split=s) for s in splits}, description=f"task {name!r}")
+            paths = {s: source.format(split=s) for s in ("train", "validation", "test")}
+            paths = {s: p for s, p in paths.items() if os.path.isfile(p)}
+            if not paths:
+                raise sources_lib.SourceError(f"task {name!r}: no file matches {source} for train, validation or test")
+            return sources_lib.JsonlSource(paths, description=f"task {name!r}")
         return sources_lib.TfdsSource(source)
     if callable(source) and not hasattr(source, "examples"):
         return sources_lib.GeneratorSource(source)
@@ -139,11 +137,7 @@ def _register_seqio_task(
     seqio.TaskRegistry.remove(name)
     return seqio.TaskRegistry.add(
         name,
-        source=seqio.FunctionDataSource(
-            _dataset_fn(info, template_index),
-            splits=info.source.splits,
-            num_input_examples=_LazyCounts(info),
-        ),
+        source=_TemplatedSource(info, template_index),
         preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
         output_features=vocab_lib.output_features(vocabulary),
         metric_fns=list(info.metrics),

@@ -152,13 +152,17 @@ def train(
         if jax.process_index() == 0:
             print(f"Resuming from step {start} in {checkpointer.directory}", flush=True)
     logger = metrics_lib.MetricsLogger(model_dir, start_step=start, num_steps=num_steps, log_every=log_every)
+    data = batches(start)
     try:
-        data = batches(start)
         for step in range(start + 1, num_steps + 1):
             state, stats = trainer.step(state, trainer.to_global(next(data)))
             logger.update(step, stats)
             checkpointer.save(step, state, dict(metadata or {}), force=step == num_steps)
     finally:
+        # Close the input pipeline here: a tf.data iterator left to interpreter shutdown can hang it.
+        close = getattr(data, "close", None)
+        if close is not None:
+            close()
         logger.close()
         checkpointer.close()
     return state
