@@ -28,4 +28,8 @@ def main(*, evaluate: bool = True) -> None:
 
 if __name__ == "__main__":
     launch.parse_config(ARGS.gin_file, ARGS.gin_bindings)
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\nInterrupted. Run the same command again to resume from the last checkpoint.", flush=True)
+        raise SystemExit(130)

@@ -22,10 +22,10 @@ class Checkpointer:
 
     def __init__(self, directory: str | pathlib.Path, *, save_every: int = 1000, max_to_keep: int | None = 3):
         self.directory = pathlib.Path(directory).absolute()
+        self.save_every = save_every
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
-                save_interval_steps=save_every,
                 max_to_keep=max_to_keep,
                 enable_async_checkpointing=True,
             ),
@@ -35,7 +35,9 @@ class Checkpointer:
         return self.manager.latest_step()
 
     def save(self, step: int, state: TrainState, metadata: dict[str, Any], *, force: bool = False) -> bool:
-        """Saves when `step` is on the interval (or `force`); returns whether a save started."""
+        """Saves when `step` is a multiple of `save_every` (or `force`); returns whether a save started."""
+        if step % self.save_every and not force:
+            return False
         return self.manager.save(
             step,
             args=ocp.args.Composite(

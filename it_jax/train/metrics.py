@@ -18,10 +18,18 @@ class MetricsLogger:
         self.enabled = jax.process_index() == 0
         self.log_every = log_every
         self.path = pathlib.Path(model_dir) / "metrics.jsonl"
+        if self.enabled and self.path.exists():
+            self._drop_records_after(start_step)
         self.progress = tqdm.tqdm(
-            total=num_steps, initial=start_step, desc="train", unit="step", disable=not self.enabled, dynamic_ncols=True
+            total=num_steps, initial=start_step, desc="train", unit="step", disable=None if self.enabled else True,
+            dynamic_ncols=True,
         )
         self._reset(time.perf_counter())
+
+    def _drop_records_after(self, step: int) -> None:
+        """On resumption, forget what was logged after the restored checkpoint (those steps rerun)."""
+        lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+        self.path.write_text("".join(l for l in lines if json.loads(l)["step"] <= step), encoding="utf-8")
 
     def _reset(self, now: float) -> None:
         self._window_start = now
