@@ -18,6 +18,8 @@ INSTALL_REQUIRES = [
     "gin-config==0.5.0",
     "numpy==2.4.6",
     "tqdm==4.70.1",
+    "sacrebleu==2.6.0",
+    "rouge-score==0.1.2",
 ]
 
 TEST_REQUIRES = [

@@ -169,3 +169,22 @@ class TfdsSource:
         import tensorflow_datasets as tfds
 
         return tfds.builder(self.tfds_name).info.splits[split].num_examples
+
+
+class RenamedSplits:
+    """Exposes another source's splits under new names, e.g. "validation" for MNLI's "validation_matched"."""
+
+    def __init__(self, source: Source, names: Mapping[str, str]):
+        self.source = source
+        self.names = dict(names)
+        self.splits = tuple(self.names)
+
+    def _inner(self, split: str) -> str:
+        _check_split(f"source with splits {self.names}", split, self.splits)
+        return self.names[split]
+
+    def examples(self, split: str) -> Iterator[Example]:
+        yield from self.source.examples(self._inner(split))
+
+    def num_examples(self, split: str) -> int:
+        return self.source.num_examples(self._inner(split))

@@ -1,0 +1,64 @@
+"""The FLAN 2021 collection: 62 datasets in 12 clusters, registered as SeqIO tasks and held-out mixtures.
+
+Importing this module registers `flan2021_<task>` (and its per-template tasks) for every `DatasetSpec`,
+`flan2021_all`, and `flan2021_heldout_<cluster>` for each cluster with FLAN's overlap rules. Tasks read
+TFDS, or its local JSONL mirrors when `IT_JAX_DATA_DIR` is set.
+"""
+
+from __future__ import annotations
+
+from it_jax.data import mixing, sources, tasks
+from mixtures.flan2021 import (
+    closed_book_qa,
+    commonsense,
+    coreference,
+    misc,
+    nli,
+    paraphrase,
+    read_comp_with_commonsense,
+    reading_comprehension,
+    sentiment,
+    struct_to_text,
+    summarization,
+    translation,
+)
+from mixtures.flan2021.spec import OVERLAPS, TRAIN_EXAMPLES, DatasetSpec
+
+PREFIX = "flan2021"
+CAP = 3000
+
+SPECS: tuple[DatasetSpec, ...] = (
+    *nli.SPECS,
+    *reading_comprehension.SPECS,
+    *closed_book_qa.SPECS,
+    *commonsense.SPECS,
+    *coreference.SPECS,
+    *struct_to_text.SPECS,
+    *translation.SPECS,
+    *sentiment.SPECS,
+    *paraphrase.SPECS,
+    *summarization.SPECS,
+    *read_comp_with_commonsense.SPECS,
+    *misc.SPECS,
+)
+
+
+def _register(spec: DatasetSpec) -> tasks.TaskInfo:
+    tfds_splits = tuple(dict.fromkeys(spec.splits.values()))
+    source = sources.RenamedSplits(sources.TfdsSource(spec.tfds_name, splits=tfds_splits), spec.splits)
+    return tasks.register_task(
+        f"{PREFIX}_{spec.name}",
+        source=source,
+        templates=spec.templates,
+        cluster=spec.cluster,
+        preprocessor=spec.preprocessor,
+        options=spec.options,
+        metrics=spec.metrics,
+        max_train_examples=TRAIN_EXAMPLES,
+    )
+
+
+TASKS: tuple[tasks.TaskInfo, ...] = tuple(_register(spec) for spec in SPECS)
+HELDOUT_MIXTURES: dict[str, str] = mixing.register_heldout_mixtures(
+    PREFIX, TASKS, rate=mixing.capped_rate(cap=CAP), overlaps=OVERLAPS
+)

@@ -1,0 +1,83 @@
+"""The FLAN 2021 collection: every template renders on TFDS-shaped examples; counts; held-out mixtures."""
+
+import collections
+import functools
+
+import pytest
+import seqio
+import tensorflow_datasets as tfds
+
+import mixtures.flan2021 as flan
+from it_jax.data import mixing, tasks, vocab
+from it_jax.data.sources import _to_python
+from it_jax.data.templates import Template
+from mixtures.flan2021.spec import CLUSTERS
+
+SPEC_IDS = [spec.name for spec in flan.SPECS]
+
+
+@functools.cache
+def _mock_examples(tfds_name: str, split: str, n: int = 3) -> list[dict]:
+    """Random examples shaped exactly like the TFDS features (no download)."""
+    with tfds.testing.mock_data(num_examples=n, policy=tfds.testing.MockPolicy.USE_CODE):
+        return [_to_python(ex) for ex in tfds.as_numpy(tfds.load(tfds_name, split=split))]
+
+
+@pytest.mark.parametrize("spec", flan.SPECS, ids=SPEC_IDS)
+def test_every_template_renders_on_tfds_shaped_examples(spec):
+    templates = [Template(i, t, name=f"{spec.name}:{k}") for k, (i, t) in enumerate(spec.templates)]
+    assert len(templates) >= 7, "FLAN style: about ten templates per dataset"
+    for split in dict.fromkeys(spec.splits.values()):
+        for example in _mock_examples(spec.tfds_name, split):
+            info = tasks.task_info(f"flan2021_{spec.name}")
+            fields = info.fields(example, 0)
+            for template in templates:
+                rendered = template.render(fields)
+                assert rendered["inputs"], template.name
+                if spec.options is not None and template.uses_options:
+                    assert rendered["targets"] in fields["options"], (template.name, rendered, fields["options"])
+
+
+def test_the_collection_has_62_datasets_in_12_clusters():
+    datasets = {(spec.dataset, spec.cluster) for spec in flan.SPECS}
+    assert len({d for d, _ in datasets}) == 62
+    assert {c for _, c in datasets} == set(CLUSTERS)
+    assert len(set(SPEC_IDS)) == len(SPEC_IDS)
+
+
+def test_tfds_names_carry_versions():
+    for spec in flan.SPECS:
+        assert ":" in spec.tfds_name, spec.name
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_heldout_mixtures_drop_exactly_the_right_clusters(cluster):
+    mixture = seqio.get_mixture_or_task(f"flan2021_heldout_{cluster}")
+    kept = {tasks.task_info(t.name).cluster for t in mixture.tasks}
+    removed = mixing.heldout_clusters(cluster, flan.OVERLAPS)
+    assert kept == set(CLUSTERS) - removed
+    assert cluster in removed
+    if cluster == "nli":
+        assert "paraphrase" in removed
+    if cluster in ("reading_comprehension", "commonsense"):
+        assert "read_comp_with_commonsense" in removed
+
+
+def test_clusters_are_balanced_enough_to_hold_out():
+    per_cluster = collections.Counter(spec.cluster for spec in flan.SPECS)
+    assert all(per_cluster[c] >= 1 for c in CLUSTERS)
+
+
+@pytest.mark.parametrize("name", ["rte", "sst2", "mrpc", "snli", "piqa"])
+def test_local_mirrors_flow_through_get_dataset_with_sentencepiece(name, shared_data, monkeypatch):
+    monkeypatch.setenv("IT_JAX_DATA_DIR", str(shared_data / "tfds_jsonl"))
+    spm = seqio.SentencePieceVocabulary(str(shared_data / "tokenizers" / "t5" / "spiece.model"))
+    task = seqio.get_mixture_or_task(f"flan2021_{name}")
+    with vocab.use_vocabulary(spm):
+        examples = list(task.get_dataset({"inputs": 512, "targets": 64}, split="validation", shuffle=False).take(4).as_numpy_iterator())
+    assert len(examples) == 4
+    for ex in examples:
+        assert ex["inputs"][-1] == 1 and ex["targets"][-1] == 1
+        assert spm.decode(ex["targets"].tolist()) == ex["targets_pretokenized"].decode()
+        if tasks.task_info(task.name).is_classification:
+            assert ex["targets_pretokenized"] in list(ex["options"])
