@@ -42,6 +42,12 @@ class TaskInfo:
     options: tuple[str, ...] | None
     metrics: tuple[MetricFn, ...]
     max_train_examples: int | None
+    num_eval_templates: int
+
+    @property
+    def eval_templates(self) -> range:
+        """Indices of the templates whose target is the task's answer (the rest invert the task)."""
+        return range(self.num_eval_templates)
 
     @property
     def is_classification(self) -> bool:
@@ -150,6 +156,7 @@ def register_task(
     source: SourceLike,
     templates: Sequence[Template | tuple[str, str]],
     cluster: str,
+    inverted_templates: Sequence[Template | tuple[str, str]] = (),
     preprocessor: Preprocessor | None = None,
     options: Sequence[str] | None = None,
     metrics: Sequence[MetricFn] = (),
@@ -162,8 +169,10 @@ def register_task(
       name: task name; the per-template tasks are `<name>_template_<k>`.
       source: a `Source`; a function `split -> iterable of dicts`; a JSONL path with a `{split}`
         placeholder; or a TFDS name (read from its local mirror when `IT_JAX_DATA_DIR` is set).
-      templates: `Template`s or `(inputs, targets)` pattern pairs.
+      templates: `Template`s or `(inputs, targets)` pattern pairs whose target is the task's answer.
       cluster: the task cluster, used to build held-out-cluster mixtures.
+      inverted_templates: templates that invert the task (e.g. "write a question whose answer is ...");
+        they follow `templates` in the round-robin and are trained on but not evaluated.
       preprocessor: maps a raw source example to the template fields.
       options: answer options of a classification task (rendered by `{options_}`, scored by rank
         classification). Tasks whose options vary per example put them in the `options` field from the
@@ -178,11 +187,12 @@ def register_task(
         name=name,
         cluster=cluster,
         source=_as_source(source, name),
-        templates=as_templates(templates, name),
+        templates=as_templates([*templates, *inverted_templates], name),
         preprocessor=preprocessor,
         options=None if options is None else tuple(options),
         metrics=tuple(metrics),
         max_train_examples=max_train_examples,
+        num_eval_templates=len(templates),
     )
     _TASK_INFOS[name] = info
     _register_seqio_task(name, info, None, vocabulary)

@@ -57,9 +57,9 @@ def evaluate_tasks(
     split: str = "validation",
     max_examples: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluates every template of every task; returns `{task: {cluster, scoring, templates, mean, best}}`."""
+    """Evaluates every answer template of every task; returns `{task: {cluster, scoring, templates, mean, best}}`."""
     results = {}
-    jobs = [(name, k) for name in task_names for k in range(len(tasks_lib.task_info(name).templates))]
+    jobs = [(name, k) for name in task_names for k in tasks_lib.task_info(name).eval_templates]
     progress = tqdm.tqdm(jobs, desc="eval", unit="template")
     for name, k in progress:
         progress.set_postfix(task=name, template=k)

@@ -50,6 +50,7 @@ def _register(spec: DatasetSpec) -> tasks.TaskInfo:
         f"{PREFIX}_{spec.name}",
         source=source,
         templates=spec.templates,
+        inverted_templates=spec.inverted_templates,
         cluster=spec.cluster,
         preprocessor=spec.preprocessor,
         options=spec.options,

@@ -196,3 +196,16 @@ def test_classification_example_without_options_is_an_error():
 def test_task_name_with_space_is_rejected():
     with pytest.raises(ValueError, match="must not contain spaces"):
         tasks.register_task("test tasks", source=_parity_examples, templates=TEMPLATES, cluster="test_rejected")
+
+
+def test_inverted_templates_are_trained_on_but_not_evaluated():
+    info = tasks.register_task(
+        "test_tasks_inverted",
+        source=lambda split: iter([{"q": "2+2", "answer": "4"}] * 4),
+        templates=[("What is {q}?", "{answer}"), ("Compute {q}.", "{answer}")],
+        inverted_templates=[("Write a sum that equals {answer}.", "{q}")],
+        cluster="test_inverted",
+    )
+    assert len(info.templates) == 3 and list(info.eval_templates) == [0, 1]
+    assert [ex["template"] for ex in info.render("train")] == [0, 1, 2, 0]
+    assert list(info.render("train"))[2]["targets"] == "2+2"

@@ -1,4 +1,4 @@
-"""End to end through the command-line entry points: train, resume, evaluate (tiny sizes)."""
+"""scripts/train.py and scripts/eval.py end to end: train, resume, evaluate (tiny sizes)."""
 
 import json
 import os
@@ -6,7 +6,7 @@ import pathlib
 import subprocess
 import sys
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 TINY = [
     "T5Config.d_model = 32",
     "T5Config.d_ff = 64",

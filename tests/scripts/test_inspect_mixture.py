@@ -1,0 +1,23 @@
+import os
+import pathlib
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_inspect_mixture_prints_shares_and_examples():
+    result = subprocess.run(
+        [sys.executable, "scripts/inspect_mixture.py", "synthetic_heldout_entailment", "--module", "mixtures.synthetic",
+         "--examples", "2", "--format", "markdown"],
+        capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    rows = [line for line in lines if line.startswith("| synthetic_")]
+    assert len(rows) == 10
+    assert "| synthetic_addition | arithmetic | 10,000 | 3,000 | 12.93% |" in rows
+    shares = [float(row.split("|")[5].strip().rstrip("%")) for row in rows]
+    assert abs(sum(shares) - 100.0) < 0.1
+    assert not any("entailment |" in row for row in rows)
+    assert sum(line.startswith("**synthetic_") for line in lines) == 20
