@@ -21,7 +21,7 @@ import seqio
 from jax.sharding import Mesh
 
 from it_jax import sharding as sharding_lib
-from it_jax.data import pipeline, tasks, vocab
+from it_jax.data import mixing, pipeline, sources, tasks, vocab
 from it_jax.evaluation import heldout, report
 from it_jax.evaluation.predictor import Predictor
 from it_jax.models import t5
@@ -50,9 +50,10 @@ def register_configurables() -> None:
 
 
 def parse_config(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> None:
-    """Parses gin files (looked up as given, then under the repository's `gin/`) and bindings."""
+    """Parses gin files (paths as given, or relative to the repository's `gin/`) and bindings."""
     register_configurables()
-    gin.add_config_file_search_path(str(GIN_DIR))
+    # Includes name files from the repository root ("gin/models/t5_tiny.gin"), so they resolve from anywhere.
+    gin.add_config_file_search_path(str(GIN_DIR.parent))
     files = [f if os.path.isfile(f) else str(GIN_DIR / f) for f in gin_files]
     # gin logs an error for every search-path prefix a file is not under before finding it; a file that
     # is found nowhere still raises an IOError naming the paths searched.
@@ -108,8 +109,12 @@ def make_run_config(
     vocabulary: seqio.Vocabulary = gin.REQUIRED,
     task_modules: Sequence[str] = ("mixtures.synthetic",),
     task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
+    data_dir: str | None = None,
 ) -> RunConfig:
+    """The shared run settings; `data_dir` (if given) is where TFDS-backed tasks read local JSONL mirrors."""
     _check_vocab(model_config, vocabulary)
+    if data_dir:
+        os.environ[sources.DATA_DIR_ENV] = os.path.abspath(data_dir)
     return RunConfig(model_dir, model_config, vocabulary, tuple(task_modules), dict(task_feature_lengths))
 
 
@@ -117,7 +122,8 @@ def make_run_config(
 def train_run(
     run: RunConfig,
     *,
-    mixture: str = gin.REQUIRED,
+    mixture: str | Sequence[str] = gin.REQUIRED,
+    cap: int = 3000,
     batch_size: int = 32,
     num_steps: int = 1000,
     pack: bool = True,
@@ -129,8 +135,14 @@ def train_run(
     keep_checkpoints: int = 3,
     log_every: int = 10,
 ):
-    """Trains `run.model_config` on `mixture`, resuming from `run.model_dir` if it holds checkpoints."""
+    """Trains `run.model_config` on `mixture`, resuming from `run.model_dir` if it holds checkpoints.
+
+    `mixture` is a registered mixture or task, or a list of task names mixed examples-proportionally with
+    each task's rate capped at `cap`.
+    """
     _import_modules(run.task_modules)
+    if not isinstance(mixture, str):
+        mixture = mixing.register_mixture("train_run_mixture", list(mixture), rate=mixing.capped_rate(cap=cap)).name
     mesh = mesh or sharding_lib.create_mesh(data=-1)
     spec = model_spec(run.model_config)
     if jax.process_index() == 0:

@@ -60,7 +60,7 @@ def evaluate_tasks(
     """Evaluates every answer template of every task; returns `{task: {cluster, scoring, templates, mean, best}}`."""
     results = {}
     jobs = [(name, k) for name in task_names for k in tasks_lib.task_info(name).eval_templates]
-    progress = tqdm.tqdm(jobs, desc="eval", unit="template")
+    progress = tqdm.tqdm(jobs, desc="eval", unit="template", disable=None)
     for name, k in progress:
         progress.set_postfix(task=name, template=k)
         info = tasks_lib.task_info(name)
