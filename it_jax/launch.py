@@ -123,7 +123,8 @@ def train_run(
     run: RunConfig,
     *,
     mixture: str | Sequence[str] = gin.REQUIRED,
-    cap: int = 3000,
+    cap: int | None = mixing.DEFAULT_CAP,
+    temperature: float = 1.0,
     batch_size: int = 32,
     num_steps: int = 1000,
     pack: bool = True,
@@ -137,12 +138,14 @@ def train_run(
 ):
     """Trains `run.model_config` on `mixture`, resuming from `run.model_dir` if it holds checkpoints.
 
-    `mixture` is a registered mixture or task, or a list of task names mixed examples-proportionally with
-    each task's rate capped at `cap`.
+    `mixture` is a registered mixture or task, or a list of task names. Mixtures using
+    `mixing.configured_rate` (the synthetic and FLAN collections, and a list given here) mix
+    examples-proportionally with each task's rate capped at `cap`, then raised to `1 / temperature`.
     """
     _import_modules(run.task_modules)
+    mixing.configure_rates(cap=cap, temperature=temperature)
     if not isinstance(mixture, str):
-        mixture = mixing.register_mixture("train_run_mixture", list(mixture), rate=mixing.capped_rate(cap=cap)).name
+        mixture = mixing.register_mixture("train_run_mixture", list(mixture), rate=mixing.configured_rate).name
     mesh = mesh or sharding_lib.create_mesh(data=-1)
     spec = model_spec(run.model_config)
     if jax.process_index() == 0:

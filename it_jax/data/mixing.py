@@ -6,6 +6,7 @@ for each task cluster, trains on every other cluster and evaluates zero-shot on 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 
@@ -15,12 +16,36 @@ from it_jax.data import tasks as tasks_lib
 
 RateFn = Callable[[seqio.Task], float]
 
+DEFAULT_CAP = 3000  # FLAN's per-task cap on the examples-proportional rate
 
-def capped_rate(*, cap: int | None = 3000, temperature: float = 1.0, split: str = "train") -> RateFn:
+
+def capped_rate(*, cap: int | None = DEFAULT_CAP, temperature: float = 1.0, split: str = "train") -> RateFn:
     """Examples-proportional mixing rate `min(examples, cap) ** (1 / temperature)` (seqio's rate function)."""
     return functools.partial(
         seqio.mixing_rate_num_examples, maximum=cap, temperature=temperature, split=split
     )
+
+
+@dataclasses.dataclass
+class RateSettings:
+    """The run's cap and temperature, read by `configured_rate` whenever seqio computes a rate."""
+
+    cap: int | None = DEFAULT_CAP
+    temperature: float = 1.0
+
+
+RATE_SETTINGS = RateSettings()
+
+
+def configure_rates(*, cap: int | None = DEFAULT_CAP, temperature: float = 1.0) -> None:
+    """Sets the cap and temperature of every mixture registered with `configured_rate` (e.g. from gin)."""
+    RATE_SETTINGS.cap = cap
+    RATE_SETTINGS.temperature = temperature
+
+
+def configured_rate(task: seqio.Task) -> float:
+    """`capped_rate` with the run's settings, so a collection's cap can change without re-registering it."""
+    return capped_rate(cap=RATE_SETTINGS.cap, temperature=RATE_SETTINGS.temperature)(task)
 
 
 def register_mixture(name: str, task_names: Sequence[str], *, rate: RateFn | float) -> seqio.Mixture:

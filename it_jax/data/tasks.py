@@ -13,6 +13,7 @@ Each task yields the features `inputs`, `targets` (tokenized, EOS appended, with
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 import seqio
 import tensorflow as tf
 
+from it_jax.data import fewshot
 from it_jax.data import sources as sources_lib
 from it_jax.data import vocab as vocab_lib
 from it_jax.data.templates import OPTIONS_FIELD, Template, TemplateError, as_templates
@@ -28,6 +30,8 @@ from it_jax.data.templates import OPTIONS_FIELD, Template, TemplateError, as_tem
 Preprocessor = Callable[[sources_lib.Example], sources_lib.Example]
 MetricFn = Callable[[Sequence[str], Sequence[str]], Mapping[str, float]]
 SourceLike = sources_lib.Source | Callable[[str], Any] | str
+
+FEW_SHOT_POOL = 32  # few-shot exemplars are drawn from this many leading training examples
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +70,28 @@ class TaskInfo:
             raise TemplateError(f"task {self.name!r}, example {index}: classification example with no options")
         return fields
 
-    def render(self, split: str, template_index: int | None = None) -> Iterator[dict[str, Any]]:
+    @functools.cached_property
+    def _exemplar_pool(self) -> tuple[sources_lib.Example, ...]:
+        """Template fields of the first training examples, the exemplars of few-shot prompts."""
+        split = "train" if "train" in self.source.splits else self.source.splits[0]
+        pool = itertools.islice(self.source.examples(split), FEW_SHOT_POOL)
+        return tuple(self.fields(example, i) for i, example in enumerate(pool))
+
+    def _few_shot_inputs(self, split: str, j: int, k: int, query: str, variant: fewshot.Variant) -> str:
+        pool = self._exemplar_pool
+        exclude = j if split == "train" else None
+        chosen = fewshot.choose_exemplars(
+            f"{self.name}:{split}", j, pool_size=len(pool), num_shots=variant.num_shots, exclude=exclude
+        )
+        template = self.templates[k]
+        exemplars = [template.render(pool[i], with_options=variant.with_options) for i in chosen]
+        return fewshot.join_exemplars(
+            [(e["inputs"], e["targets"]) for e in exemplars], query, max_chars=variant.max_input_chars
+        )
+
+    def render(
+        self, split: str, template_index: int | None = None, variant: fewshot.Variant = fewshot.ZERO_SHOT
+    ) -> Iterator[dict[str, Any]]:
         """Yields the rendered examples of `split`: template `template_index`, or round-robin when None."""
         examples = self.source.examples(split)
         if split == "train" and self.max_train_examples:
@@ -74,7 +99,9 @@ class TaskInfo:
         for j, example in enumerate(examples):
             k = j % len(self.templates) if template_index is None else template_index
             fields = self.fields(example, j)
-            rendered = self.templates[k].render(fields)
+            rendered = self.templates[k].render(fields, with_options=variant.with_options)
+            if variant.few_shot:
+                rendered["inputs"] = self._few_shot_inputs(split, j, k, rendered["inputs"], variant)
             yield {
                 **rendered,
                 "options": [str(o) for o in fields.get(OPTIONS_FIELD) or ()],
@@ -103,8 +130,8 @@ _OUTPUT_SIGNATURE = {
 class _TemplatedSource(seqio.FunctionDataSource):
     """A seqio data source over a task's rendered examples; counts examples only when asked."""
 
-    def __init__(self, info: TaskInfo, template_index: int | None):
-        super().__init__(_dataset_fn(info, template_index), splits=info.source.splits)
+    def __init__(self, info: TaskInfo, template_index: int | None, variant: fewshot.Variant):
+        super().__init__(_dataset_fn(info, template_index, variant), splits=info.source.splits)
         self._info = info
 
     def num_input_examples(self, split: str) -> int:
@@ -127,23 +154,27 @@ def _as_source(source: SourceLike, name: str) -> sources_lib.Source:
     return source
 
 
-def _dataset_fn(info: TaskInfo, template_index: int | None):
+def _dataset_fn(info: TaskInfo, template_index: int | None, variant: fewshot.Variant):
     def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
         del shuffle_files, seed  # Sources are read in order; seqio shuffles after preprocessing.
         return tf.data.Dataset.from_generator(
-            lambda: info.render(split, template_index), output_signature=_OUTPUT_SIGNATURE
+            lambda: info.render(split, template_index, variant), output_signature=_OUTPUT_SIGNATURE
         )
 
     return dataset_fn
 
 
 def _register_seqio_task(
-    name: str, info: TaskInfo, template_index: int | None, vocabulary: seqio.Vocabulary
+    name: str,
+    info: TaskInfo,
+    template_index: int | None,
+    vocabulary: seqio.Vocabulary,
+    variant: fewshot.Variant = fewshot.ZERO_SHOT,
 ) -> seqio.Task:
     seqio.TaskRegistry.remove(name)
     return seqio.TaskRegistry.add(
         name,
-        source=_TemplatedSource(info, template_index),
+        source=_TemplatedSource(info, template_index, variant),
         preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
         output_features=vocab_lib.output_features(vocabulary),
         metric_fns=list(info.metrics),
@@ -161,6 +192,7 @@ def register_task(
     options: Sequence[str] | None = None,
     metrics: Sequence[MetricFn] = (),
     max_train_examples: int | None = None,
+    variants: Sequence[fewshot.Variant] = (),
     vocabulary: seqio.Vocabulary = vocab_lib.RUN_VOCABULARY,
 ) -> TaskInfo:
     """Registers a templated task: one `seqio.Task` per template plus one spreading examples over all.
@@ -179,6 +211,8 @@ def register_task(
         preprocessor and pass `options=()`.
       metrics: seqio-style metric functions `(targets, predictions) -> {name: value}`.
       max_train_examples: trim the train split to this many examples (FLAN: 30,000).
+      variants: extra prompt variants (`it_jax.data.fewshot.VARIANTS`: zero-/few-shot, with/without
+        options), each registered as `<name><variant.suffix>` spreading examples over the templates.
       vocabulary: the tokenizer; by default the run's vocabulary (see `it_jax.data.vocab`).
     """
     if os.sep in name or " " in name:
@@ -198,6 +232,9 @@ def register_task(
     _register_seqio_task(name, info, None, vocabulary)
     for k in range(len(info.templates)):
         _register_seqio_task(info.template_task_name(k), info, k, vocabulary)
+    for variant in variants:
+        if variant.suffix:
+            _register_seqio_task(f"{name}{variant.suffix}", info, None, vocabulary, variant)
     return info
 
 

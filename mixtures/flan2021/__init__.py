@@ -1,13 +1,15 @@
 """The FLAN 2021 collection: 62 datasets in 12 clusters, registered as SeqIO tasks and held-out mixtures.
 
-Importing this module registers `flan2021_<task>` (and its per-template tasks) for every `DatasetSpec`,
-`flan2021_all`, and `flan2021_heldout_<cluster>` for each cluster with FLAN's overlap rules. Tasks read
-TFDS, or its local JSONL mirrors when `IT_JAX_DATA_DIR` is set.
+Importing this module registers, for every `DatasetSpec`, `flan2021_<task>` (zero-shot with options), its
+variants `_zs_noopt`, `_fs_opt`, `_fs_noopt` and its per-template tasks; the training mixtures
+`flan2021_all` and `flan2021_heldout_<cluster>` (FLAN's overlap rules; examples-proportional with the run's
+cap, 3,000 by default: `train_run.cap`); and `flan2021_eval_<cluster>` over the validation splits,
+uncapped. Tasks read TFDS, or its local JSONL mirrors when `IT_JAX_DATA_DIR` is set.
 """
 
 from __future__ import annotations
 
-from it_jax.data import mixing, sources, tasks
+from it_jax.data import fewshot, mixing, sources, tasks
 from mixtures.flan2021 import (
     closed_book_qa,
     commonsense,
@@ -22,10 +24,9 @@ from mixtures.flan2021 import (
     summarization,
     translation,
 )
-from mixtures.flan2021.spec import OVERLAPS, TRAIN_EXAMPLES, DatasetSpec
+from mixtures.flan2021.spec import CLUSTERS, OVERLAPS, TRAIN_EXAMPLES, DatasetSpec
 
 PREFIX = "flan2021"
-CAP = 3000
 
 SPECS: tuple[DatasetSpec, ...] = (
     *nli.SPECS,
@@ -56,10 +57,19 @@ def _register(spec: DatasetSpec) -> tasks.TaskInfo:
         options=spec.options,
         metrics=spec.metrics,
         max_train_examples=TRAIN_EXAMPLES,
+        variants=fewshot.VARIANTS,
     )
 
 
 TASKS: tuple[tasks.TaskInfo, ...] = tuple(_register(spec) for spec in SPECS)
 HELDOUT_MIXTURES: dict[str, str] = mixing.register_heldout_mixtures(
-    PREFIX, TASKS, rate=mixing.capped_rate(cap=CAP), overlaps=OVERLAPS
+    PREFIX, TASKS, rate=mixing.configured_rate, overlaps=OVERLAPS
 )
+EVAL_MIXTURES: dict[str, str] = {
+    cluster: mixing.register_mixture(
+        f"{PREFIX}_eval_{cluster}",
+        [info.name for info in TASKS if info.cluster == cluster],
+        rate=mixing.capped_rate(cap=None, split="validation"),
+    ).name
+    for cluster in CLUSTERS
+}

@@ -2,7 +2,7 @@
 
 Importing this module registers every task (`synthetic_<task>` and its per-template tasks) and the
 mixtures `synthetic_all` and `synthetic_heldout_<cluster>`, mixed examples-proportionally with each task
-capped at `CAP` training examples. Train splits range from 1,000 to 10,000 examples (so some tasks exceed
+capped at the run's cap (`train_run.cap`, default 3,000) training examples. Train splits range from 1,000 to 10,000 examples (so some tasks exceed
 the cap); every validation split has 100.
 """
 
@@ -15,7 +15,6 @@ from it_jax.evaluation import metrics
 from mixtures.synthetic import generators
 from mixtures.synthetic.templates import TEMPLATES
 
-CAP = 3000
 VALIDATION_SIZE = 100
 PREFIX = "synthetic"
 
@@ -72,5 +71,5 @@ def _register(spec: SyntheticTask) -> tasks.TaskInfo:
 
 TASKS: tuple[tasks.TaskInfo, ...] = tuple(_register(spec) for spec in SPECS)
 CLUSTERS: tuple[str, ...] = tuple(sorted({spec.cluster for spec in SPECS}))
-HELDOUT_MIXTURES: dict[str, str] = mixing.register_heldout_mixtures(PREFIX, TASKS, rate=mixing.capped_rate(cap=CAP))
+HELDOUT_MIXTURES: dict[str, str] = mixing.register_heldout_mixtures(PREFIX, TASKS, rate=mixing.configured_rate)
 ALL_MIXTURE = f"{PREFIX}_all"

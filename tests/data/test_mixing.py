@@ -112,3 +112,19 @@ def test_sampled_proportions_match_mixture_shares(sized_tasks):
     for name, share in mixing.mixture_shares(mixture).items():
         assert counts[name] / draws == pytest.approx(share, abs=0.02)
     assert counts["test_mixing_small"] / draws > 400 / (400 + 1000 + 4000) + 0.02
+
+
+def test_configured_rate_follows_the_run_settings():
+    def source(split):
+        return iter([{"x": str(i), "answer": "a"} for i in range(50)])
+
+    tasks.register_task("test_mixing_configured", source=source, templates=[("{x}", "{answer}")], cluster="test_cfg")
+    task = seqio.get_mixture_or_task("test_mixing_configured")
+    try:
+        mixing.configure_rates(cap=20)
+        assert mixing.configured_rate(task) == 20
+        mixing.configure_rates(cap=None, temperature=2.0)
+        assert mixing.configured_rate(task) == pytest.approx(50 ** 0.5)
+    finally:
+        mixing.configure_rates()
+    assert mixing.configured_rate(task) == 50

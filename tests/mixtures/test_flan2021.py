@@ -8,7 +8,7 @@ import seqio
 import tensorflow_datasets as tfds
 
 import mixtures.flan2021 as flan
-from it_jax.data import mixing, tasks, vocab
+from it_jax.data import fewshot, mixing, tasks, vocab
 from it_jax.data.sources import _to_python
 from mixtures.flan2021.spec import CLUSTERS
 
@@ -82,3 +82,23 @@ def test_local_mirrors_flow_through_get_dataset_with_sentencepiece(name, shared_
         assert spm.decode(ex["targets"].tolist()).split() == ex["targets_pretokenized"].decode().split()
         if tasks.task_info(task.name).is_classification:
             assert ex["targets_pretokenized"] in list(ex["options"])
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_eval_mixtures_cover_the_cluster_uncapped_on_validation(cluster):
+    mixture = seqio.get_mixture_or_task(f"flan2021_eval_{cluster}")
+    assert {tasks.task_info(t.name).cluster for t in mixture.tasks} == {cluster}
+    assert {t.name for t in mixture.tasks} == {f"flan2021_{s.name}" for s in flan.SPECS if s.cluster == cluster}
+
+
+def test_variants_render_from_the_mirrors(shared_data, monkeypatch):
+    monkeypatch.setenv("IT_JAX_DATA_DIR", str(shared_data / "tfds_jsonl"))
+    info = tasks.task_info("flan2021_rte")
+    zero = next(info.render("validation", 0))
+    no_options = next(info.render("validation", 0, fewshot.VARIANTS[1]))
+    few = next(info.render("validation", 0, fewshot.VARIANTS[2]))
+    assert "OPTIONS:" in zero["inputs"] and "OPTIONS:" not in no_options["inputs"]
+    assert few["inputs"].endswith(zero["inputs"]) and few["inputs"].count("OPTIONS:") > 1
+    assert len(few["inputs"]) <= fewshot.VARIANTS[2].max_input_chars
+    for suffix in ("_zs_noopt", "_fs_opt", "_fs_noopt"):
+        assert seqio.TaskRegistry.get(f"flan2021_rte{suffix}")

@@ -43,7 +43,7 @@ def test_collection_size_clusters_and_templates():
 def test_split_sizes_straddle_the_cap():
     train_sizes = [info.num_examples("train") for info in TASKS.values()]
     assert all(1_000 <= n <= 10_000 for n in train_sizes)
-    assert any(n > synthetic.CAP for n in train_sizes) and any(n < synthetic.CAP for n in train_sizes)
+    assert any(n > mixing.DEFAULT_CAP for n in train_sizes) and any(n < mixing.DEFAULT_CAP for n in train_sizes)
     assert all(info.num_examples("validation") == 100 for info in TASKS.values())
     assert [info.num_examples("train") for info in TASKS.values()] == [s.train_size for s in synthetic.SPECS]
 
@@ -130,7 +130,7 @@ def test_mixtures_hold_out_exactly_their_cluster():
 
 def test_mixture_rates_are_capped_examples():
     shares = mixing.mixture_shares(seqio.get_mixture_or_task("synthetic_all"))
-    capped = {name: min(spec.train_size, synthetic.CAP) for name, spec in SPECS.items()}
+    capped = {name: min(spec.train_size, mixing.DEFAULT_CAP) for name, spec in SPECS.items()}
     total = sum(capped.values())
     assert shares == pytest.approx({name: n / total for name, n in capped.items()})
 
