@@ -1,6 +1,6 @@
 """The FLAN 2022 chain-of-thought submix: seven CoT datasets registered as SeqIO tasks, plus `cot_all`.
 
-Importing this module registers `cot_<name>` (and its per-template tasks) for gsm8k, strategyqa, creak,
+Importing this module registers `cot_<name>` (with its per-template and few-shot variant tasks) for gsm8k, strategyqa, creak,
 qasc, ecqa, sensemaking and aqua, and the mixture `cot_all`. The data are FLAN v2's CoT training files
 (train split only; fields question, answer, chain_of_thought), read from the local JSONL mirrors
 `<IT_JAX_DATA_DIR>/cot__<name>/train.jsonl`; they are not TFDS datasets, so `IT_JAX_DATA_DIR` must be set.
@@ -8,7 +8,7 @@ qasc, ecqa, sensemaking and aqua, and the mixture `cot_all`. The data are FLAN v
 
 from __future__ import annotations
 
-from it_jax.data import mixing, sources, tasks
+from it_jax.data import fewshot, mixing, sources, tasks
 from it_jax.evaluation import metrics
 from mixtures.cot.templates import TEMPLATES
 
@@ -44,6 +44,7 @@ def _register(name: str) -> tasks.TaskInfo:
         preprocessor=preprocess,
         metrics=(metrics.exact_match,),
         max_train_examples=CAP,
+        variants=fewshot.VARIANTS,
     )
 
 
