@@ -1,4 +1,4 @@
-"""Shared command-line flags of the entry points: --gin_file (repeatable), --gin_bindings, --model_dir."""
+"""Shared command-line flags of the entry points: --gin_file (repeatable), --gin_bindings, --model_dir, --data_dir."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def parse_args(description: str, default_gin_file: str | None = None) -> argpars
     )
     parser.add_argument("--gin_bindings", action="append", default=[], help="gin binding, e.g. 'train_run.num_steps=10'")
     parser.add_argument("--model_dir", help="checkpoints, metrics and eval reports go here")
+    parser.add_argument("--data_dir", help="local JSONL mirrors of TFDS datasets (instead of TFDS downloads)")
     args = parser.parse_args()
     if not args.gin_file:
         if default_gin_file is None:
@@ -24,6 +25,8 @@ def parse_args(description: str, default_gin_file: str | None = None) -> argpars
         args.gin_file = [default_gin_file]
     if args.model_dir:
         args.gin_bindings.append(f"MODEL_DIR = '{args.model_dir}'")
+    if args.data_dir:
+        args.gin_bindings.append(f"run_config.data_dir = '{args.data_dir}'")
     return args
 
 

@@ -1,7 +1,7 @@
 """Show what a mixture is made of: each task's cluster, examples, cap, share of the mixture, and samples.
 
   python scripts/inspect_mixture.py synthetic_heldout_entailment --examples 2
-  IT_JAX_DATA_DIR=../shared/data/tfds_jsonl python scripts/inspect_mixture.py flan2021_heldout_nli
+  python scripts/inspect_mixture.py flan2021_eval_nli --split validation --data_dir ../shared/data/tfds_jsonl
 
 Tasks whose data cannot be read here (no TFDS download, no local mirror) are listed with the reason and
 left out of the shares.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import itertools
+import os
 
 import _cli
 
@@ -24,12 +25,15 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--examples", type=int, default=1, help="rendered examples per task (default 1)")
     parser.add_argument("--format", choices=("text", "markdown"), default="text")
     parser.add_argument("--split", default="train")
+    parser.add_argument("--data_dir", help="local JSONL mirrors of TFDS datasets (sets IT_JAX_DATA_DIR)")
     parser.add_argument("--module", action="append", help=f"modules registering tasks (default {DEFAULT_MODULES})")
     return parser.parse_args()
 
 
 def main() -> None:
     args = _parse_args()
+    if args.data_dir:
+        os.environ["IT_JAX_DATA_DIR"] = os.path.abspath(args.data_dir)
     _cli.quiet_tensorflow()
     import seqio
 

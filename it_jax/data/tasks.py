@@ -3,7 +3,8 @@
 `register_task("my_nli", ...)` registers, for a dataset with N templates:
   * `my_nli`: every example rendered with one template, spread round-robin (example j gets template j mod N),
   * `my_nli_template_<k>` for k in 0..N-1: every example rendered with template k.
-Any SeqIO user can consume them (`seqio.get_mixture_or_task("my_nli").get_dataset(...)`). The FLAN-specific
+and, for classification tasks, `my_nli_scoring` (rank classification: one example per answer option with
+`idx` and `is_correct`). Any SeqIO user can consume them (`seqio.get_mixture_or_task("my_nli")`). The FLAN-specific
 facts about a task (cluster, templates, options, metrics) are kept in a `TaskInfo`, see `task_info`.
 
 Each task yields the features `inputs`, `targets` (tokenized, EOS appended, with `*_pretokenized` copies),
@@ -61,6 +62,11 @@ class TaskInfo:
     def template_task_name(self, index: int) -> str:
         return f"{self.name}_template_{index}"
 
+    @property
+    def scoring_task_name(self) -> str:
+        """The rank-classification task of a classification task (one example per option)."""
+        return f"{self.name}_scoring"
+
     def fields(self, example: sources_lib.Example, index: int) -> sources_lib.Example:
         """Template fields of one raw example: preprocessed, with the static options added."""
         fields = self.preprocessor(example) if self.preprocessor else dict(example)
@@ -69,6 +75,12 @@ class TaskInfo:
         if self.options is not None and not fields[OPTIONS_FIELD]:
             raise TemplateError(f"task {self.name!r}, example {index}: classification example with no options")
         return fields
+
+    def _examples(self, split: str) -> Iterator[sources_lib.Example]:
+        examples = self.source.examples(split)
+        if split == "train" and self.max_train_examples:
+            examples = itertools.islice(examples, self.max_train_examples)
+        return examples
 
     @functools.cached_property
     def _exemplar_pool(self) -> tuple[sources_lib.Example, ...]:
@@ -93,10 +105,7 @@ class TaskInfo:
         self, split: str, template_index: int | None = None, variant: fewshot.Variant = fewshot.ZERO_SHOT
     ) -> Iterator[dict[str, Any]]:
         """Yields the rendered examples of `split`: template `template_index`, or round-robin when None."""
-        examples = self.source.examples(split)
-        if split == "train" and self.max_train_examples:
-            examples = itertools.islice(examples, self.max_train_examples)
-        for j, example in enumerate(examples):
+        for j, example in enumerate(self._examples(split)):
             k = j % len(self.templates) if template_index is None else template_index
             fields = self.fields(example, j)
             rendered = self.templates[k].render(fields, with_options=variant.with_options)
@@ -109,6 +118,23 @@ class TaskInfo:
                 "task": self.name,
             }
 
+    def render_scoring(self, split: str) -> Iterator[dict[str, Any]]:
+        """Rank-classification examples: one per (example, option) with the option as target, over the
+        answer templates round-robin; `idx` groups an example's options, `is_correct` marks the answer."""
+        for j, example in enumerate(self._examples(split)):
+            k = j % self.num_eval_templates
+            fields = self.fields(example, j)
+            rendered = self.templates[k].render(fields)
+            for option in fields[OPTIONS_FIELD]:
+                yield {
+                    "inputs": rendered["inputs"],
+                    "targets": str(option),
+                    "idx": j,
+                    "is_correct": str(option) == rendered["targets"],
+                    "template": k,
+                    "task": self.name,
+                }
+
     def num_examples(self, split: str) -> int:
         n = self.source.num_examples(split)
         if split == "train" and self.max_train_examples:
@@ -117,6 +143,7 @@ class TaskInfo:
 
 
 _TASK_INFOS: dict[str, TaskInfo] = {}
+_INFO_BY_SEQIO_TASK: dict[str, TaskInfo] = {}  # every seqio task registered for a TaskInfo
 
 _OUTPUT_SIGNATURE = {
     "inputs": tf.TensorSpec([], tf.string),
@@ -127,10 +154,20 @@ _OUTPUT_SIGNATURE = {
 }
 
 
+_SCORING_SIGNATURE = {
+    "inputs": tf.TensorSpec([], tf.string),
+    "targets": tf.TensorSpec([], tf.string),
+    "idx": tf.TensorSpec([], tf.int32),
+    "is_correct": tf.TensorSpec([], tf.bool),
+    "template": tf.TensorSpec([], tf.int32),
+    "task": tf.TensorSpec([], tf.string),
+}
+
+
 class _TemplatedSource(seqio.FunctionDataSource):
     """A seqio data source over a task's rendered examples; counts examples only when asked."""
 
-    def __init__(self, info: TaskInfo, template_index: int | None, variant: fewshot.Variant):
+    def __init__(self, info: TaskInfo, template_index: int | None, variant: fewshot.Variant | None):
         super().__init__(_dataset_fn(info, template_index, variant), splits=info.source.splits)
         self._info = info
 
@@ -154,9 +191,13 @@ def _as_source(source: SourceLike, name: str) -> sources_lib.Source:
     return source
 
 
-def _dataset_fn(info: TaskInfo, template_index: int | None, variant: fewshot.Variant):
+def _dataset_fn(info: TaskInfo, template_index: int | None, variant: fewshot.Variant | None):
+    """`variant=None` makes the rank-classification scoring dataset."""
+
     def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
         del shuffle_files, seed  # Sources are read in order; seqio shuffles after preprocessing.
+        if variant is None:
+            return tf.data.Dataset.from_generator(lambda: info.render_scoring(split), output_signature=_SCORING_SIGNATURE)
         return tf.data.Dataset.from_generator(
             lambda: info.render(split, template_index, variant), output_signature=_OUTPUT_SIGNATURE
         )
@@ -169,9 +210,10 @@ def _register_seqio_task(
     info: TaskInfo,
     template_index: int | None,
     vocabulary: seqio.Vocabulary,
-    variant: fewshot.Variant = fewshot.ZERO_SHOT,
+    variant: fewshot.Variant | None = fewshot.ZERO_SHOT,
 ) -> seqio.Task:
     seqio.TaskRegistry.remove(name)
+    _INFO_BY_SEQIO_TASK[name] = info
     return seqio.TaskRegistry.add(
         name,
         source=_TemplatedSource(info, template_index, variant),
@@ -235,14 +277,16 @@ def register_task(
     for variant in variants:
         if variant.suffix:
             _register_seqio_task(f"{name}{variant.suffix}", info, None, vocabulary, variant)
+    if info.is_classification:
+        _register_seqio_task(info.scoring_task_name, info, None, vocabulary, variant=None)
     return info
 
 
 def task_info(name: str) -> TaskInfo:
-    """The `TaskInfo` of a task registered with `register_task`."""
-    if name not in _TASK_INFOS:
+    """The `TaskInfo` behind a seqio task registered by `register_task` (any of its variants)."""
+    if name not in _INFO_BY_SEQIO_TASK:
         raise KeyError(f"no instruction task {name!r} is registered; known: {sorted(_TASK_INFOS)[:20]}...")
-    return _TASK_INFOS[name]
+    return _INFO_BY_SEQIO_TASK[name]
 
 
 def registered_tasks(cluster: str | None = None) -> tuple[TaskInfo, ...]:

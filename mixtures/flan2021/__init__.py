@@ -4,7 +4,7 @@ Importing this module registers, for every `DatasetSpec`, `flan2021_<task>` (zer
 variants `_zs_noopt`, `_fs_opt`, `_fs_noopt` and its per-template tasks; the training mixtures
 `flan2021_all` and `flan2021_heldout_<cluster>` (FLAN's overlap rules; examples-proportional with the run's
 cap, 3,000 by default: `train_run.cap`); and `flan2021_eval_<cluster>` over the validation splits,
-uncapped. Tasks read TFDS, or its local JSONL mirrors when `IT_JAX_DATA_DIR` is set.
+uncapped, with the rank-classification `_scoring` task of every classification task. Tasks read TFDS, or its local JSONL mirrors when `IT_JAX_DATA_DIR` is set.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ HELDOUT_MIXTURES: dict[str, str] = mixing.register_heldout_mixtures(
 EVAL_MIXTURES: dict[str, str] = {
     cluster: mixing.register_mixture(
         f"{PREFIX}_eval_{cluster}",
-        [info.name for info in TASKS if info.cluster == cluster],
+        [info.scoring_task_name if info.is_classification else info.name for info in TASKS if info.cluster == cluster],
         rate=mixing.capped_rate(cap=None, split="validation"),
     ).name
     for cluster in CLUSTERS

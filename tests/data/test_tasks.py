@@ -209,3 +209,23 @@ def test_inverted_templates_are_trained_on_but_not_evaluated():
     assert len(info.templates) == 3 and list(info.eval_templates) == [0, 1]
     assert [ex["template"] for ex in info.render("train")] == [0, 1, 2, 0]
     assert list(info.render("train"))[2]["targets"] == "2+2"
+
+
+def test_classification_tasks_get_a_rank_classification_scoring_task():
+    info = tasks.register_task(
+        "test_tasks_scoring",
+        source=lambda split: iter([{"n": str(i), "answer": ["no", "yes"][i % 2]} for i in range(3)]),
+        templates=[("Odd {n}?\n{options_}", "{answer}"), ("{n} odd?\n{options_}", "{answer}")],
+        inverted_templates=[("Give an odd number.", "{n}")],
+        cluster="test_scoring",
+        options=["yes", "no"],
+    )
+    examples = list(
+        seqio.get_mixture_or_task(info.scoring_task_name).get_dataset(
+            {"inputs": 32, "targets": 8}, split="validation", shuffle=False
+        ).as_numpy_iterator()
+    )
+    assert [(int(e["idx"]), e["targets_pretokenized"].decode(), bool(e["is_correct"])) for e in examples] == [
+        (0, "yes", False), (0, "no", True), (1, "yes", True), (1, "no", False), (2, "yes", False), (2, "no", True),
+    ]
+    assert [int(e["template"]) for e in examples] == [0, 0, 1, 1, 0, 0]
