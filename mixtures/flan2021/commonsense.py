@@ -1,17 +1,7 @@
 """FLAN 2021 commonsense cluster: COPA, HellaSwag, PIQA, StoryCloze."""
 
 from it_jax.evaluation.metrics import accuracy
-from mixtures.flan2021.spec import DatasetSpec
-
-
-def _choose(candidates, label):
-    """Per-example options (whitespace normalized, as tokenization does) and the `answer` that `label` indexes.
-
-    The index wraps around only for TFDS's mock examples, whose plain int32 labels are random; real labels are
-    always in range.
-    """
-    options = [" ".join(candidate.split()) for candidate in candidates]
-    return {"options": options, "answer": options[label % len(options)]}
+from mixtures.flan2021.spec import DatasetSpec, choose_option
 
 
 # COPA: is the answer the premise's cause or its effect?
@@ -52,7 +42,7 @@ def _copa(example):
         "relation": "cause" if cause else "effect",
         "inverse_relation": "effect" if cause else "cause",
         "relation_question": "What was the cause of this?" if cause else "What happened as a result?",
-        **_choose([example["choice1"], example["choice2"]], example["label"]),
+        **choose_option([example["choice1"], example["choice2"]], example["label"]),
     }
 
 
@@ -80,7 +70,7 @@ def _hellaswag(example):
     return {
         "context": example["context"].strip(),
         "activity": example["activity_label"].strip(),
-        **_choose(example["endings"], example["label"]),
+        **choose_option(example["endings"], example["label"]),
     }
 
 
@@ -103,7 +93,7 @@ _PIQA_INVERTED_TEMPLATES = (
 
 
 def _piqa(example):
-    return {"goal": example["goal"].strip(), **_choose([example["sol1"], example["sol2"]], example["label"])}
+    return {"goal": example["goal"].strip(), **choose_option([example["sol1"], example["sol2"]], example["label"])}
 
 
 _STORY_CLOZE_TEMPLATES = (
@@ -128,7 +118,7 @@ _STORY_CLOZE_INVERTED_TEMPLATES = (
 
 def _story_cloze(example):
     # The label is the 1-based number of the right ending (the CSV's AnswerRightEnding).
-    return {"context": example["context"].strip(), **_choose(example["endings"], example["label"] - 1)}
+    return {"context": example["context"].strip(), **choose_option(example["endings"], example["label"] - 1)}
 
 
 SPECS: tuple[DatasetSpec, ...] = (

@@ -1,17 +1,7 @@
 """FLAN 2021 coreference cluster: Definite Pronoun Resolution, WinoGrande, WSC273."""
 
 from it_jax.evaluation.metrics import accuracy
-from mixtures.flan2021.spec import DatasetSpec
-
-
-def _choose(candidates, label):
-    """Per-example options (whitespace normalized, as tokenization does) and the `answer` that `label` indexes.
-
-    The index wraps around only for TFDS's mock examples, whose plain int32 labels (WSC273) are random; real
-    labels are always in range.
-    """
-    options = [" ".join(candidate.split()) for candidate in candidates]
-    return {"options": options, "answer": options[label % len(options)]}
+from mixtures.flan2021.spec import DatasetSpec, choose_option
 
 
 _DPR_TEMPLATES = (
@@ -33,7 +23,7 @@ def _definite_pronoun_resolution(example):
     return {
         "sentence": example["sentence"].strip(),
         "pronoun": example["pronoun"].strip(),
-        **_choose(example["candidates"], example["label"]),
+        **choose_option(example["candidates"], example["label"]),
     }
 
 
@@ -61,7 +51,7 @@ _WINOGRANDE_INVERTED_TEMPLATES = (
 
 
 def _winogrande(example):
-    fields = _choose([example["option1"], example["option2"]], example["label"])
+    fields = choose_option([example["option1"], example["option2"]], example["label"])
     return {
         "sentence": example["sentence"].strip(),
         "distractor": fields["options"][1 - example["label"]],
@@ -88,7 +78,7 @@ def _wsc273(example):
     return {
         "text": example["text"].strip(),
         "pronoun": example["pronoun_text"].strip(),
-        **_choose([example["option1"], example["option2"]], example["label"]),
+        **choose_option([example["option1"], example["option2"]], example["label"]),
     }
 
 

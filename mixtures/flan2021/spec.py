@@ -74,3 +74,11 @@ class DatasetSpec:
     def __post_init__(self):
         if self.cluster not in CLUSTERS:
             raise ValueError(f"{self.name}: unknown cluster {self.cluster!r}; choose one of {CLUSTERS}")
+
+
+def choose_option(candidates: Sequence[str], index: int) -> Fields:
+    """Per-example `options` (whitespace collapsed, as tokenization does) and the `answer` at `index`."""
+    options = [" ".join(candidate.split()) for candidate in candidates]
+    if not 0 <= index < len(options):
+        raise ValueError(f"answer index {index} is out of range for {len(options)} options: {options}")
+    return {"options": options, "answer": options[index]}

@@ -17,9 +17,18 @@ SPEC_IDS = [spec.name for spec in flan.SPECS]
 
 @functools.cache
 def _mock_examples(tfds_name: str, split: str, n: int = 3) -> list[dict]:
-    """Random examples shaped exactly like the TFDS features (no download)."""
+    """Random examples shaped exactly like the TFDS features (no download).
+
+    Mock data fills plain integer features with random values; a plain-int `label` (an index into the
+    example's own candidates, e.g. HellaSwag's endings) is set to 1, valid for every such dataset.
+    """
     with tfds.testing.mock_data(num_examples=n, policy=tfds.testing.MockPolicy.USE_CODE):
-        return [_to_python(ex) for ex in tfds.as_numpy(tfds.load(tfds_name, split=split))]
+        examples = [_to_python(ex) for ex in tfds.as_numpy(tfds.load(tfds_name, split=split))]
+    features = tfds.builder(tfds_name).info.features
+    if "label" in features and not isinstance(features["label"], tfds.features.ClassLabel):
+        for example in examples:
+            example["label"] = 1
+    return examples
 
 
 @pytest.mark.parametrize("spec", flan.SPECS, ids=SPEC_IDS)
@@ -106,3 +115,11 @@ def test_variants_render_from_the_mirrors(shared_data, monkeypatch):
     assert len(few["inputs"]) <= fewshot.VARIANTS[2].max_input_chars
     for suffix in ("_zs_noopt", "_fs_opt", "_fs_noopt"):
         assert seqio.TaskRegistry.get(f"flan2021_rte{suffix}")
+
+
+def test_choose_option_collapses_spaces_and_rejects_a_bad_index():
+    from mixtures.flan2021.spec import choose_option
+
+    assert choose_option(["a  b", " c"], 0) == {"options": ["a b", "c"], "answer": "a b"}
+    with pytest.raises(ValueError, match="answer index 2 is out of range for 2 options"):
+        choose_option(["a", "b"], 2)
