@@ -27,7 +27,7 @@ from it_jax.evaluation.predictor import Predictor
 from it_jax.models import t5
 from it_jax.train import optimizers, trainer as trainer_lib
 from it_jax.train.checkpoints import Checkpointer
-from it_jax.train.state import ModelSpec
+from it_jax.train.state import ModelSpec, with_shardings
 
 GIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "gin"
 
@@ -213,10 +213,7 @@ def restore_params(run: RunConfig, mesh: Mesh | None = None) -> tuple[ModelSpec,
     """The parameters of the latest checkpoint in `run.model_dir`, sharded by the rules over `mesh`."""
     spec = model_spec(run.model_config)
     mesh = mesh or sharding_lib.create_mesh(data=-1)
-    shardings = spec.param_shardings(mesh)
-    target = jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), spec.abstract_state.to_pure_dict(), shardings
-    )
+    target = with_shardings(spec.abstract_state.to_pure_dict(), spec.param_shardings(mesh))
     checkpointer = Checkpointer(pathlib.Path(run.model_dir) / "checkpoints")
     try:
         step = checkpointer.latest_step()

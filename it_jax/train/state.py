@@ -89,23 +89,33 @@ def _opt_state_shardings(opt_state_shape: Any, params_shape: Params, param_shard
     return jax.tree_util.tree_map_with_path(choose, opt_state_shape)
 
 
+def _state_shapes(spec: ModelSpec, optimizer: optax.GradientTransformation) -> TrainState:
+    """`jax.ShapeDtypeStruct`s of the train state, from the abstract parameters (nothing is traced twice)."""
+    params = spec.abstract_state.to_pure_dict()
+    return TrainState(
+        step=jax.ShapeDtypeStruct((), jnp.int32), params=params, opt_state=jax.eval_shape(optimizer.init, params)
+    )
+
+
+def with_shardings(shapes: Any, shardings: Any) -> Any:
+    """Attaches each sharding to its shape: the abstract arrays Orbax restores onto."""
+    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
+
+
 def state_shardings(spec: ModelSpec, optimizer: optax.GradientTransformation, mesh: Mesh) -> TrainState:
     """NamedShardings of every leaf of the train state, from the parameters' logical axes."""
+    shapes = _state_shapes(spec, optimizer)
     param_shardings = spec.param_shardings(mesh)
-    params_shape = jax.eval_shape(lambda: spec.abstract_state.to_pure_dict())
-    opt_shape = jax.eval_shape(optimizer.init, params_shape)
     return TrainState(
         step=NamedSharding(mesh, PartitionSpec()),
         params=param_shardings,
-        opt_state=_opt_state_shardings(opt_shape, params_shape, param_shardings, mesh),
+        opt_state=_opt_state_shardings(shapes.opt_state, shapes.params, param_shardings, mesh),
     )
 
 
 def abstract_state(spec: ModelSpec, optimizer: optax.GradientTransformation, mesh: Mesh) -> TrainState:
     """`jax.ShapeDtypeStruct`s of the train state, with shardings (the restore target for Orbax)."""
-    shardings = state_shardings(spec, optimizer, mesh)
-    shapes = jax.eval_shape(lambda: _init(spec, optimizer, 0))
-    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
+    return with_shardings(_state_shapes(spec, optimizer), state_shardings(spec, optimizer, mesh))
 
 
 def _init(spec: ModelSpec, optimizer: optax.GradientTransformation, seed: int) -> TrainState:
