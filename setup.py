@@ -20,11 +20,15 @@ INSTALL_REQUIRES = [
     "tqdm==4.70.1",
     "sacrebleu==2.6.0",
     "rouge-score==0.1.2",
+    "safetensors==0.8.0",
 ]
 
+# Hugging Face parity tests and the throughput benchmark compare against transformers on PyTorch (CPU).
 TEST_REQUIRES = [
     "pytest==9.2.0",
     "pytest-xdist==3.8.0",
+    "torch==2.13.0",
+    "transformers==5.23.0",
 ]
 
 setuptools.setup(

@@ -1,4 +1,4 @@
-"""Transformer building blocks in the T5 style, written for flax NNX.
+"""Transformer building blocks (norms, embeddings, projections, MLPs, T5's relative position bias) in flax NNX.
 
 Every parameter carries logical axis names (`nnx.with_partitioning`); `it_jax.sharding` maps them onto a
 mesh. Parameters are stored in `param_dtype` and cast to the compute `dtype` at use. Kernels are drawn
@@ -19,9 +19,6 @@ from jax.typing import DTypeLike
 from it_jax.sharding import constrain
 
 Initializer = Callable[..., jax.Array]
-
-# Additive attention bias for masked positions: large but finite, so fully masked rows stay NaN-free.
-NEG_INF = -1e10
 
 ACTIVATION_AXES = ("activation_batch", "activation_length", "activation_embed")
 
@@ -104,9 +101,10 @@ class Embed(nnx.Module):
 
 
 class DenseGeneral(nnx.Module):
-    """Bias-free projection contracting the last `len(in_shape)` input axes into `out_shape`.
+    """Projection contracting the last `len(in_shape)` input axes into `out_shape`, bias-free by default.
 
-    The kernel has shape `in_shape + out_shape` and the logical axes `axes` (one name per kernel axis).
+    The kernel has shape `in_shape + out_shape` and the logical axes `axes` (one name per kernel axis);
+    the optional bias has shape `out_shape` (zero-initialized).
     """
 
     def __init__(
@@ -116,6 +114,7 @@ class DenseGeneral(nnx.Module):
         *,
         axes: Sequence[str],
         kernel_init: Initializer,
+        use_bias: bool = False,
         dtype: DTypeLike = jnp.float32,
         param_dtype: DTypeLike = jnp.float32,
         rngs: nnx.Rngs,
@@ -126,12 +125,16 @@ class DenseGeneral(nnx.Module):
         self.num_in_axes = len(in_shape)
         self.dtype = dtype
         self.kernel = param(rngs, kernel_init, shape, axes, param_dtype)
+        if use_bias:
+            self.bias = param(rngs, jax.nn.initializers.zeros, tuple(out_shape), axes[len(in_shape) :], param_dtype)
+        self.use_bias = use_bias
 
     def __call__(self, x: jax.Array) -> jax.Array:
         n = self.num_in_axes
         contracting = (tuple(range(x.ndim - n, x.ndim)), tuple(range(n)))
         kernel = self.kernel[...].astype(self.dtype)
-        return jax.lax.dot_general(x.astype(self.dtype), kernel, (contracting, ((), ())))
+        y = jax.lax.dot_general(x.astype(self.dtype), kernel, (contracting, ((), ())))
+        return y + self.bias[...].astype(self.dtype) if self.use_bias else y
 
 
 class MlpBlock(nnx.Module):
@@ -233,72 +236,3 @@ class RelativePositionBias(nnx.Module):
         )
         bias = jnp.take(self.embedding[...].astype(jnp.float32), buckets, axis=0)
         return jnp.transpose(bias, (0, 3, 1, 2))
-
-
-class MultiHeadAttention(nnx.Module):
-    """T5 attention: bias-free q/k/v/o projections and no 1/sqrt(d_kv) logit scaling (folded into init)."""
-
-    def __init__(
-        self,
-        d_model: int,
-        num_heads: int,
-        d_kv: int,
-        *,
-        dtype: DTypeLike = jnp.float32,
-        param_dtype: DTypeLike = jnp.float32,
-        rngs: nnx.Rngs,
-    ):
-        dense = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        in_axes = ("embed", "heads", "kv")
-        normal = jax.nn.initializers.normal
-        self.query = DenseGeneral(
-            (d_model,), (num_heads, d_kv), axes=in_axes, kernel_init=normal((d_model * d_kv) ** -0.5), **dense
-        )
-        self.key = DenseGeneral((d_model,), (num_heads, d_kv), axes=in_axes, kernel_init=normal(d_model**-0.5), **dense)
-        self.value = DenseGeneral(
-            (d_model,), (num_heads, d_kv), axes=in_axes, kernel_init=normal(d_model**-0.5), **dense
-        )
-        self.out = DenseGeneral(
-            (num_heads, d_kv),
-            (d_model,),
-            axes=("heads", "kv", "embed"),
-            kernel_init=normal((num_heads * d_kv) ** -0.5),
-            **dense,
-        )
-
-    def __call__(self, inputs_q: jax.Array, inputs_kv: jax.Array, bias: jax.Array) -> jax.Array:
-        """Attends `inputs_q` [B, Lq, d_model] to `inputs_kv` [B, Lk, d_model].
-
-        Args:
-          bias: additive float32 logit bias broadcastable to [B, heads, Lq, Lk] (position bias plus mask).
-        """
-        head_axes = ("activation_batch", "activation_length", "activation_heads", "activation_kv")
-        q = constrain(self.query(inputs_q), head_axes)
-        k = constrain(self.key(inputs_kv), head_axes)
-        v = constrain(self.value(inputs_kv), head_axes)
-        x = jax.nn.dot_product_attention(q, k, v, bias=bias, scale=1.0, implementation=None)
-        return self.out(constrain(x, head_axes))
-
-
-def make_attention_mask(query_valid: jax.Array, key_valid: jax.Array) -> jax.Array:
-    """[B, 1, Lq, Lk] mask that is True where both the query and the key are valid (e.g. tokens != 0)."""
-    return query_valid[:, None, :, None] & key_valid[:, None, None, :]
-
-
-def make_segment_mask(query_segment_ids: jax.Array, key_segment_ids: jax.Array) -> jax.Array:
-    """[B, 1, Lq, Lk] mask for packed sequences: equal, nonzero segment ids (0 marks padding)."""
-    same = query_segment_ids[:, None, :, None] == key_segment_ids[:, None, None, :]
-    return same & make_attention_mask(query_segment_ids != 0, key_segment_ids != 0)
-
-
-def make_causal_mask(length: int) -> jax.Array:
-    """[1, 1, L, L] mask letting each position attend to itself and earlier positions."""
-    return jnp.tril(jnp.ones((length, length), dtype=bool))[None, None]
-
-
-def mask_to_bias(*masks: jax.Array) -> jax.Array:
-    """The conjunction of boolean masks as an additive float32 bias: 0 where allowed, NEG_INF elsewhere."""
-    mask = masks[0]
-    for other in masks[1:]:
-        mask = mask & other
-    return jnp.where(mask, 0.0, NEG_INF).astype(jnp.float32)

@@ -1,4 +1,4 @@
-"""Scoring targets under an encoder-decoder model: per-example log-likelihoods for rank classification."""
+"""Scoring targets under any model family: per-example log-likelihoods, batched, for rank classification."""
 
 from __future__ import annotations
 
@@ -13,20 +13,30 @@ def shift_right(targets: jax.Array) -> jax.Array:
 
 
 def target_log_likelihood(
-    model: nnx.Module, encoder_input_tokens: jax.Array, decoder_target_tokens: jax.Array
+    model: nnx.Module,
+    inputs: jax.Array,
+    targets: jax.Array,
+    *,
+    input_lengths: jax.Array | None = None,
+    target_lengths: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Log-likelihood of each example's targets given its inputs.
 
     Args:
-      encoder_input_tokens: [batch, input_length] ids, 0-padded.
-      decoder_target_tokens: [batch, target_length] ids (EOS included), 0-padded.
+      inputs: [batch, input_length] encoder ids (0-padded) or decoder-only prompts (right-padded).
+      targets: [batch, target_length] ids (EOS included).
+      input_lengths: decoder-only prompt lengths; None means every prompt fills the row.
+      target_lengths: how many target tokens count; None counts the nonzero ids (0 is T5's padding).
 
     Returns:
-      (sum, mean) over the real target tokens, each [batch]: the sum is what the training loss counts.
+      (sum, mean) over the counted target tokens, each [batch]: the sum is what the training loss counts.
     """
-    logits = model(encoder_input_tokens, shift_right(decoder_target_tokens)).astype(jnp.float32)
+    logits = model.logits_without_cache(inputs, targets, input_lengths=input_lengths).astype(jnp.float32)
     log_probs = jax.nn.log_softmax(logits, axis=-1)
-    token_ll = jnp.take_along_axis(log_probs, decoder_target_tokens[..., None], axis=-1)[..., 0]
-    weights = (decoder_target_tokens > 0).astype(jnp.float32)
+    token_ll = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+    if target_lengths is None:
+        weights = (targets > 0).astype(jnp.float32)
+    else:
+        weights = (jnp.arange(targets.shape[1])[None] < target_lengths[:, None]).astype(jnp.float32)
     total = (token_ll * weights).sum(axis=-1)
     return total, total / jnp.maximum(weights.sum(axis=-1), 1.0)

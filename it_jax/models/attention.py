@@ -1,0 +1,194 @@
+"""Attention: multi-head and grouped-query attention, rotary position embeddings, masks and the KV cache.
+
+Attention runs through `jax.nn.dot_product_attention`, whose `implementation` selects XLA (everywhere) or
+cuDNN's fused kernel (NVIDIA GPUs, bf16/fp16). Projections are split from the attention itself so that
+decoding can project a new token's keys and values into a cache and attend over the whole cache.
+
+A KV cache is a plain dict {"key": [B, S, K, H], "value": [B, S, K, H]}: functional, so it passes
+through `jit`, `lax.while_loop` and `lax.scan` like any other array tree.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.typing import DTypeLike
+
+from it_jax.models.layers import DenseGeneral
+from it_jax.sharding import constrain
+
+KVCache = dict[str, jax.Array]
+
+# Additive attention bias for masked positions: large but finite, so fully masked rows stay NaN-free.
+NEG_INF = -1e10
+
+HEAD_AXES = ("activation_batch", "activation_length", "activation_heads", "activation_kv")
+
+# `None` lets JAX choose; "xla" works on every backend; "cudnn" needs an NVIDIA GPU and bf16/fp16.
+ATTENTION_IMPLEMENTATIONS = (None, "xla", "cudnn")
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, *, theta: float) -> jax.Array:
+    """Rotary position embedding of `x` [B, L, heads, head_dim] at integer `positions` [B, L].
+
+    Pairs dimension i with i + head_dim/2 ("rotate half", as Llama and Qwen checkpoints expect), rotating
+    pair i by `position * theta**(-2i / head_dim)`. Angles are computed in float32.
+    """
+    head_dim = x.shape[-1]
+    if head_dim % 2:
+        raise ValueError(f"rotary embeddings need an even head dimension, got {head_dim}")
+    inv_freq = theta ** (-jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)
+    angles = positions.astype(jnp.float32)[..., None] * inv_freq
+    cos = jnp.cos(angles)[:, :, None, :]
+    sin = jnp.sin(angles)[:, :, None, :]
+    first, second = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+    rotated = jnp.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
+    return rotated.astype(x.dtype)
+
+
+class MultiHeadAttention(nnx.Module):
+    """Query/key/value/output projections around `jax.nn.dot_product_attention`.
+
+    Args:
+      num_kv_heads: key/value heads (grouped-query attention when fewer than `num_heads`, which they must
+        divide); defaults to `num_heads`.
+      use_bias: biases on the query, key and value projections (Qwen2); the output has none.
+      scale: logit scale; None means head_dim**-0.5. T5 uses 1.0 and folds the scaling into the query's
+        initialization: its std is `(d_model * head_dim)**-0.5 / scale`.
+      rope_theta: rotary embeddings with this base on queries and keys (None: no rotary embeddings).
+      implementation: passed to `jax.nn.dot_product_attention` (None, "xla" or "cudnn").
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        head_dim: int,
+        *,
+        num_kv_heads: int | None = None,
+        use_bias: bool = False,
+        scale: float | None = None,
+        rope_theta: float | None = None,
+        implementation: str | None = "xla",
+        dtype: DTypeLike = jnp.float32,
+        param_dtype: DTypeLike = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        num_kv_heads = num_kv_heads or num_heads
+        if num_heads % num_kv_heads:
+            raise ValueError(f"num_kv_heads ({num_kv_heads}) must divide num_heads ({num_heads})")
+        if implementation not in ATTENTION_IMPLEMENTATIONS:
+            raise ValueError(f"attention implementation must be one of {ATTENTION_IMPLEMENTATIONS}, got {implementation!r}")
+        self.scale = head_dim**-0.5 if scale is None else scale
+        self.rope_theta = rope_theta
+        self.implementation = implementation
+        normal = jax.nn.initializers.normal
+        dense = dict(use_bias=use_bias, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        in_axes = ("embed", "heads", "kv")
+        query_std = (d_model * head_dim) ** -0.5 / self.scale
+        self.query = DenseGeneral((d_model,), (num_heads, head_dim), axes=in_axes, kernel_init=normal(query_std), **dense)
+        self.key = DenseGeneral((d_model,), (num_kv_heads, head_dim), axes=in_axes, kernel_init=normal(d_model**-0.5), **dense)
+        self.value = DenseGeneral(
+            (d_model,), (num_kv_heads, head_dim), axes=in_axes, kernel_init=normal(d_model**-0.5), **dense
+        )
+        self.out = DenseGeneral(
+            (num_heads, head_dim),
+            (d_model,),
+            axes=("heads", "kv", "embed"),
+            kernel_init=normal((num_heads * head_dim) ** -0.5),
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
+        )
+
+    def _rotate(self, x: jax.Array, positions: jax.Array | None) -> jax.Array:
+        if self.rope_theta is None:
+            return x
+        if positions is None:
+            raise ValueError("rotary attention needs the token positions")
+        return apply_rope(x, positions, theta=self.rope_theta)
+
+    def project_query(self, x: jax.Array, positions: jax.Array | None = None) -> jax.Array:
+        """Queries [B, L, heads, head_dim] (rotated when rotary)."""
+        return constrain(self._rotate(self.query(x), positions), HEAD_AXES)
+
+    def project_kv(self, x: jax.Array, positions: jax.Array | None = None) -> KVCache:
+        """Keys (rotated when rotary) and values [B, L, kv_heads, head_dim] of `x`, as a cache dict."""
+        key = constrain(self._rotate(self.key(x), positions), HEAD_AXES)
+        return {"key": key, "value": constrain(self.value(x), HEAD_AXES)}
+
+    def attend(
+        self, query: jax.Array, kv: KVCache, *, bias: jax.Array | None = None, mask: jax.Array | None = None
+    ) -> jax.Array:
+        """Attention of projected queries over projected keys/values, then the output projection.
+
+        Args:
+          bias: additive float32 logit bias broadcastable to [B, heads, Lq, Lk].
+          mask: boolean, broadcastable to [B, heads, Lq, Lk]; True where a query may attend to a key.
+        """
+        x = jax.nn.dot_product_attention(
+            query,
+            kv["key"].astype(query.dtype),
+            kv["value"].astype(query.dtype),
+            bias=bias,
+            mask=mask,
+            scale=self.scale,
+            implementation=self.implementation,
+        )
+        return self.out(constrain(x, HEAD_AXES))
+
+    def __call__(
+        self,
+        inputs_q: jax.Array,
+        inputs_kv: jax.Array,
+        *,
+        bias: jax.Array | None = None,
+        mask: jax.Array | None = None,
+        query_positions: jax.Array | None = None,
+        key_positions: jax.Array | None = None,
+    ) -> jax.Array:
+        """Attends `inputs_q` [B, Lq, d_model] to `inputs_kv` [B, Lk, d_model]."""
+        query = self.project_query(inputs_q, query_positions)
+        return self.attend(query, self.project_kv(inputs_kv, key_positions), bias=bias, mask=mask)
+
+
+def init_cache(batch: int, length: int, num_kv_heads: int, head_dim: int, dtype: DTypeLike) -> KVCache:
+    """An empty (zero) cache for `length` positions."""
+    shape = (batch, length, num_kv_heads, head_dim)
+    return {"key": jnp.zeros(shape, dtype), "value": jnp.zeros(shape, dtype)}
+
+
+def write_cache(cache: KVCache, new: KVCache, index: jax.Array) -> KVCache:
+    """The cache with `new` [B, T, K, H] written at positions index..index+T-1."""
+    start = (0, index, 0, 0)
+    return {name: jax.lax.dynamic_update_slice(cache[name], new[name].astype(cache[name].dtype), start) for name in cache}
+
+
+def attention_mask(query_valid: jax.Array, key_valid: jax.Array) -> jax.Array:
+    """[B, 1, Lq, Lk] mask that is True where both the query and the key are valid (e.g. tokens != 0)."""
+    return query_valid[:, None, :, None] & key_valid[:, None, None, :]
+
+
+def segment_mask(query_segment_ids: jax.Array, key_segment_ids: jax.Array) -> jax.Array:
+    """[B, 1, Lq, Lk] mask for packed sequences: equal, nonzero segment ids (0 marks padding)."""
+    same = query_segment_ids[:, None, :, None] == key_segment_ids[:, None, None, :]
+    return same & attention_mask(query_segment_ids != 0, key_segment_ids != 0)
+
+
+def causal_mask(query_positions: jax.Array, key_positions: jax.Array) -> jax.Array:
+    """[B or 1, 1, Lq, Lk] mask letting each query attend to keys at its own or earlier positions."""
+    return key_positions[:, None, None, :] <= query_positions[:, None, :, None]
+
+
+def prefix_mask(query_is_input: jax.Array, key_is_input: jax.Array) -> jax.Array:
+    """[B, 1, Lq, Lk] mask of bidirectional attention among input (prefix) positions (prefix LM)."""
+    return attention_mask(query_is_input.astype(bool), key_is_input.astype(bool))
+
+
+def mask_to_bias(*masks: jax.Array) -> jax.Array:
+    """The conjunction of boolean masks as an additive float32 bias: 0 where allowed, NEG_INF elsewhere."""
+    mask = masks[0]
+    for other in masks[1:]:
+        mask = mask & other
+    return jnp.where(mask, 0.0, NEG_INF).astype(jnp.float32)

@@ -1,0 +1,272 @@
+"""Decoder-only transformers in the Llama style (and Qwen2's variant), with a prefix-LM mode and a KV cache.
+
+Pre-norm residual layers: RMSNorm, grouped-query self-attention with rotary position embeddings, and a
+SwiGLU feed-forward block; optional q/k/v biases (Qwen2) and a head tied to the embedding. In prefix-LM
+mode the input (prefix) positions attend to each other bidirectionally, targets causally.
+
+Parameter names (stable, for checkpoint conversion; `scan_layers` stacks `layers.{i}` into one layer with
+a leading `layers` axis):
+  token_embedder.embedding, final_norm.scale, logits_dense.kernel (untied only)
+  layers.{i}.{pre_attention_norm, pre_mlp_norm}.scale
+  layers.{i}.attention.{query, key, value}.{kernel, bias (qkv_bias only)}, layers.{i}.attention.out.kernel
+  layers.{i}.mlp.{wi_0 (gate), wi_1 (up), wo (down)}.kernel
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from it_jax.models import attention, layers, stack
+from it_jax.models.t5 import layer_dropout_keys, layer_rngs
+from it_jax.sharding import constrain
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DecoderConfig:
+    """Hyperparameters of a decoder-only model (Llama: the defaults; Qwen2: `qkv_bias=True`).
+
+    `num_kv_heads` < `num_heads` gives grouped-query attention; `prefix_lm` makes attention over the
+    inputs bidirectional (the features' `decoder_causal_attention` marks them).
+    """
+
+    vocab_size: int
+    d_model: int
+    d_ff: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    qkv_bias: bool = False
+    tie_embeddings: bool = False
+    prefix_lm: bool = False
+    mlp_activations: tuple[str, ...] = ("silu", "linear")
+    dropout_rate: float = 0.0
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+    attention_impl: str | None = "xla"
+    remat_policy: str = "none"
+    scan_layers: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
+
+    def dtypes(self) -> dict[str, Any]:
+        return {"dtype": jnp.dtype(self.dtype), "param_dtype": jnp.dtype(self.param_dtype)}
+
+
+class DecoderLayer(nnx.Module):
+    """Pre-norm self-attention (rotary, grouped-query) then pre-norm gated MLP, with residuals."""
+
+    def __init__(self, config: DecoderConfig, *, rngs: nnx.Rngs):
+        norm = dict(eps=config.norm_eps, rngs=rngs, **config.dtypes())
+        self.pre_attention_norm = layers.RMSNorm(config.d_model, **norm)
+        self.attention = attention.MultiHeadAttention(
+            config.d_model,
+            config.num_heads,
+            config.head_dim,
+            num_kv_heads=config.num_kv_heads,
+            use_bias=config.qkv_bias,
+            rope_theta=config.rope_theta,
+            implementation=config.attention_impl,
+            rngs=rngs,
+            **config.dtypes(),
+        )
+        self.pre_mlp_norm = layers.RMSNorm(config.d_model, **norm)
+        self.mlp = layers.MlpBlock(
+            config.d_model,
+            config.d_ff,
+            activations=config.mlp_activations,
+            dropout_rate=config.dropout_rate,
+            rngs=rngs,
+            **config.dtypes(),
+        )
+        self.dropout = nnx.Dropout(config.dropout_rate)
+
+    def __call__(
+        self,
+        x: jax.Array,
+        positions: jax.Array,
+        mask: jax.Array,
+        *,
+        cache: attention.KVCache | None = None,
+        index: jax.Array | None = None,
+        rngs: nnx.Rngs | None = None,
+    ) -> tuple[jax.Array, attention.KVCache | None]:
+        """One layer over `x` [B, L, d_model]; with `cache`, `x`'s keys/values are written at `index` first."""
+        h = self.pre_attention_norm(x)
+        kv = self.attention.project_kv(h, positions)
+        if cache is not None:
+            kv = cache = attention.write_cache(cache, kv, index)
+        attended = self.attention.attend(self.attention.project_query(h, positions), kv, mask=mask)
+        x = x + layers.apply_dropout(self.dropout, attended, rngs)
+        h = self.pre_mlp_norm(x)
+        x = x + layers.apply_dropout(self.dropout, self.mlp(h, rngs=rngs), rngs)
+        return constrain(x, layers.ACTIVATION_AXES), cache
+
+
+class Decoder(nnx.Module):
+    """Decoder-only language model. Logits are float32; `positions` drive the rotary embeddings."""
+
+    architecture = "decoder_only"
+
+    def __init__(self, config: DecoderConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        self.token_embedder = layers.Embed(
+            config.vocab_size,
+            config.d_model,
+            embedding_init=jax.nn.initializers.normal(1.0),
+            rngs=rngs,
+            **config.dtypes(),
+        )
+        self.layers = stack.create_stack(
+            lambda r: DecoderLayer(config, rngs=r), config.num_layers, scan=config.scan_layers, rngs=rngs
+        )
+        self.final_norm = layers.RMSNorm(config.d_model, eps=config.norm_eps, rngs=rngs, **config.dtypes())
+        self.dropout = nnx.Dropout(config.dropout_rate)
+        if not config.tie_embeddings:
+            self.logits_dense = layers.DenseGeneral(
+                (config.d_model,),
+                (config.vocab_size,),
+                axes=("embed", "vocab"),
+                kernel_init=jax.nn.initializers.normal(config.d_model**-0.5),
+                rngs=rngs,
+                **config.dtypes(),
+            )
+
+    def _run(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array,
+        mask: jax.Array,
+        *,
+        cache: attention.KVCache | None = None,
+        index: jax.Array | None = None,
+        rngs: nnx.Rngs | None = None,
+    ) -> tuple[jax.Array, attention.KVCache | None]:
+        x = constrain(layers.apply_dropout(self.dropout, self.token_embedder(tokens), rngs), layers.ACTIVATION_AXES)
+
+        def run_layer(layer, x, per_layer):
+            key, layer_cache = per_layer
+            return layer(x, positions, mask, cache=layer_cache, index=index, rngs=layer_rngs(key))
+
+        keys = layer_dropout_keys(rngs, self.config.num_layers)
+        x, cache = stack.apply_stack(
+            self.layers,
+            x,
+            run_layer,
+            (keys, cache),
+            scan=self.config.scan_layers,
+            remat_policy=self.config.remat_policy,
+        )
+        y = layers.apply_dropout(self.dropout, self.final_norm(x), rngs)
+        logits = self.token_embedder.attend(y) if self.config.tie_embeddings else self.logits_dense(y)
+        logits = constrain(logits.astype(jnp.float32), ("activation_batch", "activation_length", "activation_vocab"))
+        return logits, cache
+
+    def __call__(
+        self,
+        tokens: jax.Array,
+        *,
+        segment_ids: jax.Array | None = None,
+        positions: jax.Array | None = None,
+        inputs_mask: jax.Array | None = None,
+        rngs: nnx.Rngs | None = None,
+    ) -> jax.Array:
+        """Float32 logits [B, L, vocab] of the next token at every position of `tokens` [B, L].
+
+        Args:
+          segment_ids, positions: packed sequences (segment 0 is padding); default one sequence per row.
+          inputs_mask: [B, L], nonzero on input (prefix) positions; used only when `config.prefix_lm`.
+        """
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(tokens.shape[1])[None], tokens.shape)
+        mask = attention.causal_mask(positions, positions)
+        if self.config.prefix_lm and inputs_mask is not None:
+            mask = mask | attention.prefix_mask(inputs_mask, inputs_mask)
+        if segment_ids is not None:
+            mask = mask & attention.segment_mask(segment_ids, segment_ids)
+        return self._run(tokens, positions, mask, rngs=rngs)[0]
+
+    def logits_from_features(self, features: Mapping[str, jax.Array], *, rngs: nnx.Rngs | None = None) -> jax.Array:
+        """Logits for a batch of the (prefix-)LM feature converter's features (possibly packed)."""
+        return self(
+            features["decoder_input_tokens"],
+            segment_ids=features.get("decoder_segment_ids"),
+            positions=features.get("decoder_positions"),
+            inputs_mask=features.get("decoder_causal_attention"),
+            rngs=rngs,
+        )
+
+    # Decoding (see `it_jax.models.decoding`). Prompts arrive right-padded with their lengths; the cache holds
+    # them left-aligned to the end of a window of P slots, generation writes slot P + step. Every cache
+    # leaf is [layers or 1, batch, ...].
+
+    def prefill(
+        self, inputs: jax.Array, *, max_decode_length: int, input_lengths: jax.Array | None = None
+    ) -> tuple[jax.Array, dict[str, Any]]:
+        """Runs the prompts `inputs` [B, P] (right-padded, lengths `input_lengths`, default P) into a cache.
+
+        Returns:
+          The logits [B, vocab] of the first generated token, and the decoding cache.
+        """
+        batch, prompt_length = inputs.shape
+        lengths = jnp.full((batch,), prompt_length) if input_lengths is None else input_lengths.astype(jnp.int32)
+        shift = prompt_length - lengths
+        slots = jnp.arange(prompt_length)[None]
+        # Left-align: slot s holds prompt token s - shift (padding before it).
+        tokens = jnp.take_along_axis(inputs, jnp.maximum(slots - shift[:, None], 0), axis=1)
+        positions = jnp.maximum(slots - shift[:, None], 0)
+        valid = slots >= shift[:, None]
+        length = prompt_length + max_decode_length
+        key_valid = jnp.pad(valid, ((0, 0), (0, max_decode_length)))
+        mask = attention.causal_mask(slots, jnp.arange(length)[None]) & key_valid[:, None, None, :]
+        if self.config.prefix_lm:
+            mask = mask | attention.prefix_mask(valid, key_valid)
+        config = self.config
+        empty = attention.init_cache(batch, length, config.num_kv_heads, config.head_dim, jnp.dtype(config.dtype))
+        cache = jax.tree.map(lambda a: jnp.broadcast_to(a, (config.num_layers, *a.shape)), empty)
+        logits, cache = self._run(tokens, positions, mask, cache=cache, index=jnp.zeros((), jnp.int32))
+        state = {
+            "kv": cache,
+            "key_valid": key_valid[None],
+            "lengths": lengths[None],
+            "prompt_slots": jnp.full((1, batch), prompt_length, jnp.int32),
+        }
+        return logits[:, -1], state
+
+    def decode_step(self, tokens: jax.Array, step: jax.Array, cache: dict[str, Any]) -> tuple[jax.Array, dict[str, Any]]:
+        """Feeds generated token `step` ([B] ids): the logits of the next token and the new cache."""
+        key_valid, lengths = cache["key_valid"][0], cache["lengths"][0]
+        index = cache["prompt_slots"][0, 0] + step
+        key_valid = key_valid.at[:, index].set(True)
+        mask = key_valid[:, None, None, :]
+        positions = (lengths + step)[:, None]
+        logits, kv = self._run(tokens[:, None], positions, mask, cache=cache["kv"], index=index)
+        return logits[:, 0], {**cache, "kv": kv, "key_valid": key_valid[None]}
+
+    def logits_without_cache(
+        self, inputs: jax.Array, generated: jax.Array, *, input_lengths: jax.Array | None = None
+    ) -> jax.Array:
+        """Logits [B, Lg, vocab] of each generated position given the prompt and the tokens before it."""
+        batch, prompt_length = inputs.shape
+        lengths = jnp.full((batch,), prompt_length) if input_lengths is None else input_lengths.astype(jnp.int32)
+        total = prompt_length + generated.shape[1]
+        columns = jnp.arange(total)[None]
+        # Each row: its prompt, then its generated tokens, then padding (segment 0).
+        from_generated = jnp.take_along_axis(generated, jnp.clip(columns - lengths[:, None], 0, generated.shape[1] - 1), 1)
+        from_prompt = jnp.take_along_axis(inputs, jnp.minimum(columns, prompt_length - 1), 1)
+        tokens = jnp.where(columns < lengths[:, None], from_prompt, from_generated)
+        segment_ids = (columns < (lengths[:, None] + generated.shape[1])).astype(jnp.int32)
+        inputs_mask = (columns < lengths[:, None]).astype(jnp.int32)
+        logits = self(tokens, segment_ids=segment_ids, positions=jnp.broadcast_to(columns, tokens.shape), inputs_mask=inputs_mask)
+        # The logits predicting generated token i sit at column length - 1 + i.
+        gather = lengths[:, None] - 1 + jnp.arange(generated.shape[1])[None]
+        return jnp.take_along_axis(logits, gather[..., None], axis=1)
