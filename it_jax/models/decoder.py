@@ -119,10 +119,12 @@ class Decoder(nnx.Module):
 
     def __init__(self, config: DecoderConfig, *, rngs: nnx.Rngs):
         self.config = config
+        # A tied head reads the embedding as its kernel: scale it like one (logits of unit variance).
+        embedding_std = config.d_model**-0.5 if config.tie_embeddings else 1.0
         self.token_embedder = layers.Embed(
             config.vocab_size,
             config.d_model,
-            embedding_init=jax.nn.initializers.normal(1.0),
+            embedding_init=jax.nn.initializers.normal(embedding_std),
             rngs=rngs,
             **config.dtypes(),
         )

@@ -23,7 +23,7 @@ TINY = [
 
 def _run(script, model_dir, *bindings):
     args = [sys.executable, str(REPO / "scripts" / script), f"--model_dir={model_dir}"]
-    args += [f"--gin_bindings={b}" for b in (*TINY, *bindings)]
+    args += [b if b.startswith("--") else f"--gin_bindings={b}" for b in (*TINY, *bindings)]
     env = {**os.environ, "XLA_FLAGS": "", "PYTHONPATH": str(REPO)}
     result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -52,6 +52,15 @@ def test_train_resume_and_evaluate(tmp_path):
     out = _run("eval.py", model_dir)
     assert "Restored step 6" in out
     assert (model_dir / "eval" / "results.md").read_text().startswith("# Zero-shot evaluation")
+
+
+def test_decoder_only_prefix_lm_trains_and_evaluates(tmp_path):
+    model_dir = tmp_path / "decoder"
+    bindings = ["DecoderConfig.d_model = 32", "DecoderConfig.d_ff = 64", "DecoderConfig.num_layers = 1"]
+    out = _run("train.py", model_dir, "--gin_file=runs/demo_decoder.gin", "TRAIN_STEPS = 2", *bindings)
+    assert "| synthetic_item_inference | entailment | accuracy |" in out
+    metadata = json.loads((model_dir / "checkpoints" / "2" / "metadata" / "metadata").read_text())
+    assert metadata["architecture"] == "prefix_lm" and metadata["model_config"]["family"] == "decoder"
 
 
 def test_importing_the_library_does_not_import_tensorflow():

@@ -1,0 +1,121 @@
+"""Run a converted or exported model on a JSONL file: generate predictions or score targets.
+
+  python scripts/infer.py --checkpoint CKPT_DIR --input_file IN.jsonl --output_file OUT.jsonl --mode predict
+  python scripts/infer.py --checkpoint CKPT_DIR --input_file IN.jsonl --output_file OUT.jsonl --mode score
+
+CKPT_DIR is a pretrained-model directory (`scripts/convert_checkpoint.py` writes them): `model.json`,
+`params/` and the SentencePiece model. Each input line is {"inputs": str, "targets": str} ("targets" is
+needed to score). Each output line repeats its input line and adds "prediction" (predict) or "score"
+(score): the sum of the target tokens' log-probabilities given the inputs.
+
+Tokenization follows each family's training conventions:
+- encoder-decoder (T5): inputs + EOS into the encoder; targets + EOS are scored (EOS counts, as in the
+  training loss); generation starts from the pad id 0 and stops at EOS.
+- decoder-only: BOS (when the vocabulary defines one) + inputs is the prompt; targets + EOS follow it back
+  to back and only they are scored; generation continues the prompt and stops at EOS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from it_jax.convert import pretrained as pretrained_lib  # noqa: E402
+from it_jax.evaluation.predictor import Predictor  # noqa: E402
+from it_jax.models import registry  # noqa: E402
+from it_jax.train.state import ModelSpec  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="pretrained-model directory (model.json, params/)")
+    parser.add_argument("--input_file", required=True, help='JSONL, one {"inputs": ..., "targets": ...} per line')
+    parser.add_argument("--output_file", required=True)
+    parser.add_argument("--mode", choices=("predict", "score"), default="predict")
+    parser.add_argument("--decode", choices=("greedy", "sample", "beam"), default="greedy")
+    parser.add_argument("--beam_size", type=int, default=4)
+    parser.add_argument("--length_penalty", type=float, default=0.6, help="beam search alpha")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top_k", type=int, default=0, help="0: no top-k filter")
+    parser.add_argument("--top_p", type=float, default=1.0, help="1.0: no nucleus filter")
+    parser.add_argument("--max_decode_length", type=int, default=64)
+    parser.add_argument("--max_input_length", type=int, default=2048, help="longer inputs are truncated")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--vocab", help="SentencePiece model to use instead of the one stored in the checkpoint")
+    return parser.parse_args(argv)
+
+
+def read_examples(path: pathlib.Path, *, need_targets: bool) -> list[dict]:
+    """The JSONL records, each checked for the fields the mode needs."""
+    examples = []
+    with path.open(encoding="utf-8") as f:
+        for line_number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SystemExit(f"{path}:{line_number}: not valid JSON ({e.msg})")
+            for field in ("inputs", "targets") if need_targets else ("inputs",):
+                if not isinstance(record.get(field), str):
+                    raise SystemExit(f'{path}:{line_number}: field "{field}" must be a string (--mode needs it)')
+            examples.append(record)
+    if not examples:
+        raise SystemExit(f"{path}: no examples")
+    return examples
+
+
+def _padded_length(lengths: list[int], limit: int) -> int:
+    """The longest length rounded up to a multiple of 16 (fewer recompilations), at most `limit`."""
+    return min(limit, -(-max(lengths) // 16) * 16)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    model = pretrained_lib.load_pretrained(args.checkpoint)
+    vocabulary = pretrained_lib.make_vocabulary(model, args.vocab)
+    if vocabulary is None:
+        raise SystemExit(f"{args.checkpoint} stores no vocabulary: pass --vocab PATH (a SentencePiece model)")
+    examples = read_examples(pathlib.Path(args.input_file), need_targets=args.mode == "score")
+    inputs = [ex["inputs"] for ex in examples]
+    # Room for BOS/EOS beside the text's tokens.
+    input_length = _padded_length([len(vocabulary.encode(text)) + 2 for text in inputs], args.max_input_length)
+    if args.mode == "score":
+        target_length = _padded_length([len(vocabulary.encode(ex["targets"])) + 1 for ex in examples], 1 << 20)
+    else:
+        target_length = args.max_decode_length
+    decode = {"method": args.decode}
+    if args.decode == "beam":
+        decode.update(beam_size=args.beam_size, length_penalty=args.length_penalty)
+    elif args.decode == "sample":
+        decode.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    predictor = Predictor(
+        spec=ModelSpec.create(lambda rngs: registry.build(model.config, rngs)),
+        params=model.params,
+        vocabulary=vocabulary,
+        input_length=input_length,
+        target_length=target_length,
+        batch_size=min(args.batch_size, len(examples)),
+        decode=decode,
+        seed=args.seed,
+    )
+    if args.mode == "score":
+        outputs = [{"score": float(s)} for s in predictor.score(inputs, [ex["targets"] for ex in examples])]
+    else:
+        outputs = [{"prediction": text} for text in predictor.generate(inputs)]
+    out = pathlib.Path(args.output_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as f:
+        for example, extra in zip(examples, outputs):
+            f.write(json.dumps({**example, **extra}, ensure_ascii=False) + "\n")
+    print(f"{args.mode}: {len(examples)} examples -> {out}")
+
+
+if __name__ == "__main__":
+    main()
