@@ -1,0 +1,213 @@
+"""The pretrained model directory: what conversion writes and inference and fine-tuning read.
+
+Layout:
+  model.json   {"format": "it_jax.pretrained", "version": 1, "model_config": {...},
+                "vocabulary": {"file": "spiece.model" or null, "extra_ids": N}}
+  params/      the parameters (a pure dict) as an Orbax checkpoint
+  <vocabulary> a copy of the SentencePiece model, when there is one
+
+The model config is `registry.config_to_dict`'s; the vocabulary is `seqio.SentencePieceVocabulary(file,
+extra_ids)` (T5 and Flan-T5: the 32,000-piece T5 model with 100 extra ids).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import shutil
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from it_jax.convert import tree
+from it_jax.models import registry
+
+if TYPE_CHECKING:
+    import seqio
+
+FORMAT = "it_jax.pretrained"
+VERSION = 1
+MODEL_FILE = "model.json"
+PARAMS_DIR = "params"
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretrained:
+    """A loaded pretrained model directory.
+
+    Attributes:
+      config: the model config (`T5Config` or `DecoderConfig`).
+      params: pure-dict parameters: numpy arrays, or jax arrays when loaded with shardings.
+      vocabulary_path: the SentencePiece model inside the directory, or None (no vocabulary recorded).
+      extra_ids: sentinel ids appended to the SentencePiece vocabulary.
+    """
+
+    config: registry.ModelConfig
+    params: tree.Params
+    vocabulary_path: str | None
+    extra_ids: int
+
+
+def save_pretrained(
+    directory: str | pathlib.Path,
+    *,
+    config: registry.ModelConfig,
+    params: Mapping[str | int, Any],
+    vocabulary_path: str | pathlib.Path | None,
+    extra_ids: int = 0,
+) -> pathlib.Path:
+    """Writes `config`, `params` and a copy of the SentencePiece file into a new (or empty) `directory`.
+
+    The parameters must match the config exactly (names, shapes, dtypes). Returns the directory.
+    """
+    tree.check_params(config, params, source="save_pretrained parameters")
+    if vocabulary_path is not None and not pathlib.Path(vocabulary_path).is_file():
+        raise FileNotFoundError(f"vocabulary file {vocabulary_path} not found")
+    if vocabulary_path is not None and pathlib.Path(vocabulary_path).name in (MODEL_FILE, PARAMS_DIR):
+        raise ValueError(f"vocabulary file {vocabulary_path}: its name clashes with the directory's own files")
+    if extra_ids < 0:
+        raise ValueError(f"extra_ids must be >= 0, got {extra_ids}")
+    directory = new_directory(directory)
+    vocabulary_file = None
+    if vocabulary_path is not None:
+        vocabulary_file = pathlib.Path(vocabulary_path).name
+        shutil.copyfile(vocabulary_path, directory / vocabulary_file)
+    checkpointer = ocp.StandardCheckpointer()
+    try:
+        checkpointer.save(directory / PARAMS_DIR, dict(params))
+        checkpointer.wait_until_finished()
+    finally:
+        checkpointer.close()
+    metadata = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": registry.config_to_dict(config),
+        "vocabulary": {"file": vocabulary_file, "extra_ids": extra_ids},
+    }
+    # Written last: a directory with model.json is complete.
+    (directory / MODEL_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    return directory
+
+
+def new_directory(directory: str | pathlib.Path) -> pathlib.Path:
+    """Creates `directory` (absolute); raises if it exists and is not empty: nothing is ever overwritten."""
+    directory = pathlib.Path(directory).absolute()
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise FileExistsError(f"{directory} exists and is not empty; choose a new output directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def read_metadata(directory: str | pathlib.Path) -> dict[str, Any]:
+    """`model.json` of a pretrained directory, checked for the format and version."""
+    path = pathlib.Path(directory) / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: not an it_jax pretrained directory (write one with scripts/convert_checkpoint.py)"
+        )
+    try:
+        metadata = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
+        raise ValueError(f"{path}: format {found!r}, expected {FORMAT!r}")
+    if metadata.get("version") != VERSION:
+        version = metadata.get("version")
+        raise ValueError(f"{path}: version {version!r} unsupported; this it_jax reads version {VERSION}")
+    for key in ("model_config", "vocabulary"):
+        if key not in metadata:
+            raise ValueError(f"{path}: missing {key!r}")
+    return metadata
+
+
+def _check_stored(
+    checkpointer: ocp.StandardCheckpointer, params_dir: pathlib.Path, expected: Mapping[tree.Path, jax.ShapeDtypeStruct]
+) -> None:
+    """Compares the checkpoint's array metadata with the config's parameters (Orbax does not check shapes)."""
+    if not params_dir.is_dir():
+        raise FileNotFoundError(f"{params_dir} not found: the pretrained directory has no parameters")
+    stored = tree.flatten(checkpointer.metadata(params_dir).item_metadata.tree)
+    stored = {tree.path_name(path): meta for path, meta in stored.items()}
+    names = {tree.path_name(path): want for path, want in expected.items()}
+    problems = []
+    if set(stored) != set(names):
+        missing, unexpected = sorted(set(names) - set(stored)), sorted(set(stored) - set(names))
+        problems.append(
+            f"missing {tree.abbreviate(missing) or 'none'}, unexpected {tree.abbreviate(unexpected) or 'none'}"
+        )
+    for name in sorted(set(stored) & set(names)):
+        got, want = stored[name], names[name]
+        if tuple(got.shape) != tuple(want.shape) or np.dtype(got.dtype) != np.dtype(want.dtype):
+            problems.append(
+                f"{name} is {np.dtype(got.dtype).name}{list(got.shape)}, the config needs "
+                f"{np.dtype(want.dtype).name}{list(want.shape)}"
+            )
+    if problems:
+        raise ValueError(f"{params_dir} does not match {MODEL_FILE}'s model_config: " + "; ".join(problems[:8]))
+
+
+def _restore(
+    checkpointer: ocp.StandardCheckpointer,
+    params_dir: pathlib.Path,
+    expected: Mapping[tree.Path, jax.ShapeDtypeStruct],
+    shardings: Mapping[str | int, Any] | None,
+) -> tree.Params:
+    if shardings is None:
+        restored = tree.flatten(checkpointer.restore(params_dir))
+        by_name = {tree.path_name(path): value for path, value in restored.items()}
+        return tree.unflatten({path: np.asarray(by_name[tree.path_name(path)]) for path in expected})
+    by_name = {tree.path_name(path): sharding for path, sharding in tree.flatten(shardings).items()}
+    missing = sorted({tree.path_name(path) for path in expected} - set(by_name))
+    if missing:
+        raise ValueError(f"shardings lack entries for parameters {tree.abbreviate(missing)}")
+    target = {
+        path: jax.ShapeDtypeStruct(want.shape, want.dtype, sharding=by_name[tree.path_name(path)])
+        for path, want in expected.items()
+    }
+    return checkpointer.restore(params_dir, tree.unflatten(target))
+
+
+def load_pretrained(directory: str | pathlib.Path, *, shardings: Mapping[str | int, Any] | None = None) -> Pretrained:
+    """Reads a pretrained directory.
+
+    Args:
+      shardings: optional tree of `jax.sharding.Sharding`s shaped like the parameters (e.g.
+        `registry.model_spec(config).param_shardings(mesh)`): the arrays are restored directly onto them.
+        Without it the parameters are numpy arrays in host memory.
+    """
+    directory = pathlib.Path(directory).absolute()
+    metadata = read_metadata(directory)
+    config = registry.config_from_dict(metadata["model_config"])
+    vocabulary = metadata["vocabulary"]
+    vocabulary_path = None
+    if vocabulary.get("file"):
+        vocabulary_path = str(directory / vocabulary["file"])
+        if not pathlib.Path(vocabulary_path).is_file():
+            raise FileNotFoundError(f"{vocabulary_path}, named in {directory / MODEL_FILE}, is missing")
+    expected = tree.expected_params(config)
+    checkpointer = ocp.StandardCheckpointer()
+    try:
+        _check_stored(checkpointer, directory / PARAMS_DIR, expected)
+        params = _restore(checkpointer, directory / PARAMS_DIR, expected, shardings)
+    finally:
+        checkpointer.close()
+    return Pretrained(config, params, vocabulary_path, int(vocabulary.get("extra_ids", 0)))
+
+
+def make_vocabulary(
+    pretrained: Pretrained, override_path: str | None = None
+) -> seqio.SentencePieceVocabulary | None:
+    """The pretrained model's SentencePiece vocabulary (or `override_path`'s, same extra ids); None if none."""
+    import seqio  # Imported here: it loads TensorFlow, which converting checkpoints does not need.
+
+    path = override_path or pretrained.vocabulary_path
+    if path is None:
+        return None
+    if not pathlib.Path(path).is_file():
+        raise FileNotFoundError(f"SentencePiece model not found: {path}")
+    return seqio.SentencePieceVocabulary(path, extra_ids=pretrained.extra_ids)
