@@ -153,9 +153,13 @@ class MultiHeadAttention(nnx.Module):
         return self.attend(query, self.project_kv(inputs_kv, key_positions), bias=bias, mask=mask)
 
 
-def init_cache(batch: int, length: int, num_kv_heads: int, head_dim: int, dtype: DTypeLike) -> KVCache:
-    """An empty (zero) cache for `length` positions."""
+def init_cache(
+    batch: int, length: int, num_kv_heads: int, head_dim: int, dtype: DTypeLike, *, num_layers: int | None = None
+) -> KVCache:
+    """An empty (zero) cache for `length` positions; with `num_layers`, one per layer stacked on axis 0."""
     shape = (batch, length, num_kv_heads, head_dim)
+    if num_layers is not None:
+        shape = (num_layers, *shape)
     return {"key": jnp.zeros(shape, dtype), "value": jnp.zeros(shape, dtype)}
 
 

@@ -233,8 +233,9 @@ class Decoder(nnx.Module):
         if self.config.prefix_lm:
             mask = mask | attention.prefix_mask(valid, key_valid)
         config = self.config
-        empty = attention.init_cache(batch, length, config.num_kv_heads, config.head_dim, jnp.dtype(config.dtype))
-        cache = jax.tree.map(lambda a: jnp.broadcast_to(a, (config.num_layers, *a.shape)), empty)
+        cache = attention.init_cache(
+            batch, length, config.num_kv_heads, config.head_dim, jnp.dtype(config.dtype), num_layers=config.num_layers
+        )
         logits, cache = self._run(tokens, positions, mask, cache=cache, index=jnp.zeros((), jnp.int32))
         state = {
             "kv": cache,

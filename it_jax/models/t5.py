@@ -407,10 +407,15 @@ class T5(nnx.Module):
         encoded = self.encode(inputs)
         num_layers, batch = self.config.num_decoder_layers, inputs.shape[0]
         empty = attention.init_cache(
-            batch, max_decode_length, self.config.num_heads, self.config.d_kv, jnp.dtype(self.config.dtype)
+            batch,
+            max_decode_length,
+            self.config.num_heads,
+            self.config.d_kv,
+            jnp.dtype(self.config.dtype),
+            num_layers=num_layers,
         )
         cache = {
-            "self": jax.tree.map(lambda a: jnp.broadcast_to(a, (num_layers, *a.shape)), empty),
+            "self": empty,
             "cross": self.decoder.cross_kv(encoded),
             "encoder_valid": (inputs > 0)[None],
         }
