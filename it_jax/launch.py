@@ -7,6 +7,7 @@ Library functions stay plain keyword-only functions; this module is where they b
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import logging
 import os
@@ -24,8 +25,9 @@ from it_jax import sharding as sharding_lib
 from it_jax.data import mixing, pipeline, sources, tasks, vocab
 from it_jax.evaluation import heldout, report
 from it_jax.evaluation.predictor import Predictor
-from it_jax.models import t5
-from it_jax.train import optimizers, trainer as trainer_lib
+from it_jax.models import decoder, registry, t5
+from it_jax.train import flops, losses, optimizers, trainer as trainer_lib
+from it_jax.train.periodic_eval import PeriodicEval
 from it_jax.train.checkpoints import Checkpointer
 from it_jax.train.state import ModelSpec, with_shardings
 
@@ -33,6 +35,7 @@ GIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "gin"
 
 _CONFIGURABLES = {
     "T5Config": t5.T5Config,
+    "DecoderConfig": decoder.DecoderConfig,
     "make_vocabulary": vocab.make_vocabulary,
     "make_schedule": optimizers.make_schedule,
     "make_optimizer": optimizers.make_optimizer,
@@ -64,9 +67,9 @@ def parse_config(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> None
         logging.disable(logging.NOTSET)
 
 
-def model_spec(config: t5.T5Config) -> ModelSpec:
-    """The model a config describes (T5 for now; decoder-only models plug in here)."""
-    return ModelSpec.create(lambda rngs: t5.T5(config, rngs=rngs))
+def model_spec(config: registry.ModelConfig) -> ModelSpec:
+    """The model a config describes (`T5Config` or `DecoderConfig`)."""
+    return registry.model_spec(config)
 
 
 def _import_modules(modules: Sequence[str]) -> None:
@@ -74,7 +77,7 @@ def _import_modules(modules: Sequence[str]) -> None:
         importlib.import_module(module)
 
 
-def _check_vocab(config: t5.T5Config, vocabulary: seqio.Vocabulary) -> None:
+def _check_vocab(config: registry.ModelConfig, vocabulary: seqio.Vocabulary) -> None:
     if config.vocab_size < vocabulary.vocab_size:
         raise ValueError(
             f"model vocab_size {config.vocab_size} < vocabulary size {vocabulary.vocab_size}; "
@@ -87,15 +90,15 @@ class RunConfig:
     """What training and evaluation share: the model, its vocabulary, lengths and the task modules."""
 
     model_dir: str
-    model_config: t5.T5Config
+    model_config: registry.ModelConfig
     vocabulary: seqio.Vocabulary
     task_modules: Sequence[str]
     task_feature_lengths: Mapping[str, int]
 
     def metadata(self) -> dict[str, Any]:
         return {
-            "architecture": "encoder_decoder",
-            "model_config": dataclasses.asdict(self.model_config),
+            "architecture": registry.architecture(self.model_config),
+            "model_config": registry.config_to_dict(self.model_config),
             "vocabulary": type(self.vocabulary).__name__,
             "task_feature_lengths": dict(self.task_feature_lengths),
         }
@@ -105,7 +108,7 @@ class RunConfig:
 def make_run_config(
     *,
     model_dir: str = gin.REQUIRED,
-    model_config: t5.T5Config = gin.REQUIRED,
+    model_config: registry.ModelConfig = gin.REQUIRED,
     vocabulary: seqio.Vocabulary = gin.REQUIRED,
     task_modules: Sequence[str] = ("mixtures.synthetic",),
     task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
@@ -132,39 +135,91 @@ def train_run(
     schedule: optax.Schedule = gin.REQUIRED,
     optimizer: optax.GradientTransformation = gin.REQUIRED,
     mesh: Mesh | None = None,
+    axis_rules: Sequence[tuple[str, Any]] = (),
+    microbatches: int = 1,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    loss_normalization: str = "real_tokens",
     save_every: int = 100,
     keep_checkpoints: int = 3,
+    keep_best: int = 0,
+    best_metric: str = "eval/loss",
+    best_mode: str = "min",
     log_every: int = 10,
+    tensorboard: bool = True,
+    peak_flops_per_device: float | None = None,
+    eval_mixture: str | Sequence[str] | None = None,
+    eval_every: int = 0,
+    eval_batches: int = 10,
+    eval_split: str = "validation",
+    init_from: str | None = None,
 ):
     """Trains `run.model_config` on `mixture`, resuming from `run.model_dir` if it holds checkpoints.
 
     `mixture` is a registered mixture or task, or a list of task names. Mixtures using
     `mixing.configured_rate` (the synthetic and FLAN collections, and a list given here) mix
     examples-proportionally with each task's rate capped at `cap`, then raised to `1 / temperature`.
+
+    Args (the scale-out knobs; see `trainer.train` for the rest):
+      mesh: default: every device on the `data` axis (`create_mesh.replica/data/fsdp/tensor` set it).
+      axis_rules: `(logical axis, mesh axes)` pairs overriding `sharding.DEFAULT_RULES`.
+      microbatches: gradient accumulation: each batch runs as this many sequential microbatches.
+      label_smoothing, z_loss, loss_normalization: see `losses.LossConfig`.
+      keep_best, best_metric, best_mode: also keep the best checkpoints by an eval metric.
+      peak_flops_per_device: the accelerator's peak FLOP/s (e.g. 989e12 for an H100's bf16), for MFU.
+      eval_mixture, eval_every, eval_batches, eval_split: every `eval_every` steps, `eval/loss` and
+        `eval/accuracy` over the first `eval_batches` batches of `eval_mixture`'s `eval_split` split.
+      init_from: a model directory of this project whose parameters initialize the matching ones
+        (same path and shape) when training starts from scratch.
     """
     _import_modules(run.task_modules)
     mixing.configure_rates(cap=cap, temperature=temperature)
     if not isinstance(mixture, str):
         mixture = mixing.register_mixture("train_run_mixture", list(mixture), rate=mixing.configured_rate).name
+    if eval_mixture is not None and not isinstance(eval_mixture, str):
+        eval_mixture = mixing.register_mixture(
+            "train_run_eval_mixture", list(eval_mixture), rate=mixing.configured_rate
+        ).name
     mesh = mesh or sharding_lib.create_mesh(data=-1)
     spec = model_spec(run.model_config)
     if jax.process_index() == 0:
         print(f"Model: {spec.num_params():,} parameters; mesh {dict(mesh.shape)}; mixture {mixture}", flush=True)
-    trainer = trainer_lib.Trainer(spec=spec, optimizer=optimizer, schedule=schedule, mesh=mesh, dropout_seed=seed)
+    trainer = trainer_lib.Trainer(
+        spec=spec,
+        optimizer=optimizer,
+        schedule=schedule,
+        mesh=mesh,
+        rules=sharding_lib.with_overrides(axis_rules),
+        dropout_seed=seed,
+        microbatches=microbatches,
+        loss_config=losses.LossConfig(
+            label_smoothing=label_smoothing, z_loss=z_loss, normalization=loss_normalization
+        ),
+    )
 
-    def batches(skip: int):
+    def batches(position: int, *, task: str = mixture, split: str = "train", shuffle: bool = True):
         return pipeline.host_batches(
-            mixture,
+            task,
             task_feature_lengths=run.task_feature_lengths,
-            architecture="encoder_decoder",
+            architecture=registry.architecture(run.model_config),
             batch_size=batch_size,
+            split=split,
             pack=pack,
+            shuffle=shuffle,
             seed=seed,
             shard_index=jax.process_index(),
             num_shards=jax.process_count(),
-            skip_batches=skip,
+            skip_batches=position,
         )
 
+    evaluation = None
+    if eval_mixture is not None and eval_every:
+        evaluation = PeriodicEval(
+            trainer=trainer,
+            batches=functools.partial(batches, 0, task=eval_mixture, split=eval_split, shuffle=False),
+            num_batches=eval_batches,
+            every=eval_every,
+        )
     with vocab.use_vocabulary(run.vocabulary):
         return trainer_lib.train(
             trainer=trainer,
@@ -176,6 +231,14 @@ def train_run(
             keep_checkpoints=keep_checkpoints,
             log_every=log_every,
             metadata=run.metadata(),
+            evaluation=evaluation,
+            keep_best=keep_best,
+            best_metric=best_metric,
+            best_mode=best_mode,
+            init_from=init_from,
+            flops_per_step=functools.partial(flops.train_flops_per_step, run.model_config),
+            peak_flops_per_device=peak_flops_per_device,
+            tensorboard=tensorboard,
         ), trainer
 
 

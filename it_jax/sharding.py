@@ -1,8 +1,15 @@
 """Device meshes and the logical-axis rules table: the one place where sharding is decided.
 
 Parameters and activations are annotated with *logical* axis names (``embed``, ``mlp``, ``heads`` ...).
-A rules table maps each logical name onto zero or more *mesh* axes (``data``, ``fsdp``, ``tensor``).
-Changing the parallelism strategy means changing this table or the mesh shape, never the model code.
+A rules table maps each logical name onto zero or more *mesh* axes (``replica``, ``data``, ``fsdp``,
+``tensor``). Changing the parallelism strategy means changing this table or the mesh shape, never the
+model code.
+
+The mesh has four axes. ``replica`` spans slices (or hosts) connected by the slow data-centre network
+(DCN): only data parallelism crosses it, so gradients are all-reduced over it once per step. ``data``,
+``fsdp`` and ``tensor`` lie within a slice (fast ICI): ``fsdp`` shards parameters and optimizer state
+and ``tensor`` shards the heads, MLP and vocabulary dimensions. The batch is split over
+(replica, data, fsdp).
 """
 
 from __future__ import annotations
@@ -14,24 +21,28 @@ from collections.abc import Iterator, Sequence
 import jax
 import numpy as np
 from flax import nnx
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-MESH_AXES = ("data", "fsdp", "tensor")
+MESH_AXES = ("replica", "data", "fsdp", "tensor")
+BATCH_AXES = ("replica", "data", "fsdp")
 
 AxisRules = tuple[tuple[str, str | tuple[str, ...] | None], ...]
 
 # Logical axis -> mesh axes. Parameters use the short names; activations use the `activation_*` names so
 # that, e.g., `embed` can be FSDP-sharded in the weights while staying replicated in the activations.
+# `layers` is the leading axis of scanned layer stacks (one slice per layer, never split across devices).
 DEFAULT_RULES: AxisRules = (
-    ("batch", ("data", "fsdp")),
+    ("batch", BATCH_AXES),
     ("embed", "fsdp"),
     ("mlp", "tensor"),
     ("heads", "tensor"),
     ("kv", None),
     ("vocab", "tensor"),
+    ("length", None),
     ("relpos_buckets", None),
     ("layers", None),
-    ("activation_batch", ("data", "fsdp")),
+    ("activation_batch", BATCH_AXES),
     ("activation_length", None),
     ("activation_embed", None),
     ("activation_mlp", "tensor"),
@@ -88,23 +99,68 @@ def logical_to_spec(logical_axes: Sequence[str | None], rules: AxisRules | None 
     return PartitionSpec(*spec)
 
 
-def create_mesh(*, data: int = 1, fsdp: int = 1, tensor: int = 1, devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """Builds a (data, fsdp, tensor) mesh. One of the sizes may be -1, meaning "all remaining devices"."""
-    devices = list(jax.devices() if devices is None else devices)
-    shape = [data, fsdp, tensor]
-    if shape.count(-1) > 1:
-        raise ValueError(f"at most one mesh axis may be -1, got data={data} fsdp={fsdp} tensor={tensor}")
-    if -1 in shape:
-        known = math.prod(s for s in shape if s != -1)
-        if len(devices) % known:
-            raise ValueError(f"{len(devices)} devices cannot be split into mesh {dict(zip(MESH_AXES, shape))}")
-        shape[shape.index(-1)] = len(devices) // known
-    if math.prod(shape) != len(devices):
+def with_overrides(overrides: AxisRules, rules: AxisRules = DEFAULT_RULES) -> AxisRules:
+    """`rules` with the entries of `overrides` taking precedence (the first matching rule wins)."""
+    return tuple((name, tuple(axes) if isinstance(axes, list) else axes) for name, axes in overrides) + tuple(rules)
+
+
+def _resolve_shape(sizes: dict[str, int], num_devices: int) -> dict[str, int]:
+    if list(sizes.values()).count(-1) > 1:
+        raise ValueError(f"at most one mesh axis may be -1, got {sizes}")
+    known = math.prod(s for s in sizes.values() if s != -1)
+    if -1 in sizes.values():
+        if num_devices % known:
+            raise ValueError(f"{num_devices} devices cannot be split into mesh {sizes}")
+        sizes = {name: num_devices // known if s == -1 else s for name, s in sizes.items()}
+    if math.prod(sizes.values()) != num_devices:
         raise ValueError(
-            f"mesh {dict(zip(MESH_AXES, shape))} needs {math.prod(shape)} devices but {len(devices)} are "
+            f"mesh {sizes} needs {math.prod(sizes.values())} devices but {num_devices} are "
             "available; set the mesh sizes (e.g. --gin_bindings='create_mesh.data=-1') to match"
         )
-    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
+    return sizes
+
+
+def _device_grid(shape: Sequence[int], devices: Sequence[jax.Device], *, all_devices: bool) -> np.ndarray:
+    """Devices arranged as `shape`; the leading (replica) axis runs across slices or hosts when it can.
+
+    With several slices (devices carrying `slice_index`) or, failing that, several processes matching the
+    replica count, the replica axis is laid over them (DCN) and the rest within each (ICI). Otherwise
+    the layout is topology-aware for all devices of the platform, and a plain reshape for a given subset.
+    """
+    replica, ici = shape[0], (1, *shape[1:])
+    dcn = (replica, 1, 1, 1)
+    if replica > 1:
+        slices = {getattr(d, "slice_index", 0) for d in devices}
+        if len(slices) == replica:
+            return mesh_utils.create_hybrid_device_mesh(ici, dcn, devices, allow_split_physical_axes=True)
+        if len(slices) == 1 and len({d.process_index for d in devices}) == replica:
+            return mesh_utils.create_hybrid_device_mesh(
+                ici, dcn, devices, process_is_granule=True, allow_split_physical_axes=True
+            )
+    if all_devices:
+        return mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
+    return np.asarray(devices).reshape(shape)
+
+
+def create_mesh(
+    *,
+    replica: int = 1,
+    data: int = 1,
+    fsdp: int = 1,
+    tensor: int = 1,
+    devices: Sequence[jax.Device] | None = None,
+) -> Mesh:
+    """Builds a (replica, data, fsdp, tensor) mesh. One of the sizes may be -1: "all remaining devices".
+
+    Args:
+      replica: data-parallel replicas across slices (multi-slice TPU) or hosts (the DCN axis).
+      data, fsdp, tensor: the axes within a slice (see the module docstring).
+      devices: the devices to use (default: all of them, in a topology-aware order).
+    """
+    all_devices = devices is None
+    devices = list(jax.devices() if devices is None else devices)
+    sizes = _resolve_shape(dict(zip(MESH_AXES, (replica, data, fsdp, tensor))), len(devices))
+    return Mesh(_device_grid(tuple(sizes.values()), devices, all_devices=all_devices), MESH_AXES)
 
 
 def constrain(x: jax.Array, logical_axes: Sequence[str | None]) -> jax.Array:

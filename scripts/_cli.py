@@ -1,4 +1,7 @@
-"""Shared command-line flags of the entry points: --gin_file (repeatable), --gin_bindings, --model_dir, --data_dir."""
+"""Shared command-line flags of the entry points: --gin_file (repeatable), --gin_bindings, --model_dir, --data_dir.
+
+Multi-process entry points also take --coordinator_address, --num_processes and --process_id.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
-def parse_args(description: str, default_gin_file: str | None = None) -> argparse.Namespace:
+def parse_args(
+    description: str, default_gin_file: str | None = None, *, multi_process: bool = False
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--gin_file", action="append", default=[], help="gin config file; repeatable (default: %(default)s)"
@@ -18,6 +23,14 @@ def parse_args(description: str, default_gin_file: str | None = None) -> argpars
     parser.add_argument("--gin_bindings", action="append", default=[], help="gin binding, e.g. 'train_run.num_steps=10'")
     parser.add_argument("--model_dir", help="checkpoints, metrics and eval reports go here")
     parser.add_argument("--data_dir", help="local JSONL mirrors of TFDS datasets (instead of TFDS downloads)")
+    if multi_process:
+        parser.add_argument(
+            "--coordinator_address",
+            help="host:port of process 0 for a multi-process run, or 'auto' (Cloud TPU, Slurm); "
+            "default: $IT_JAX_COORDINATOR_ADDRESS or $JAX_COORDINATOR_ADDRESS, else a single process",
+        )
+        parser.add_argument("--num_processes", type=int, help="processes in a multi-process run")
+        parser.add_argument("--process_id", type=int, help="this process's index in a multi-process run")
     args = parser.parse_args()
     if not args.gin_file:
         if default_gin_file is None:

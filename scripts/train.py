@@ -4,18 +4,23 @@ With no arguments: the embedded demo (gin/runs/demo.gin): a tiny T5 trained on t
 without one cluster, on CPU, evaluated on that cluster. Re-running with the same --model_dir resumes.
 
   python scripts/train.py --gin_file=gin/runs/demo.gin --model_dir=/tmp/demo
+
+On several hosts, run it on each with --coordinator_address=HOST0:PORT --num_processes=N --process_id=I
+(or the matching environment variables). On SIGTERM (preemption) it saves a checkpoint of the current
+step and exits 0; rerunning resumes.
 """
 
 from __future__ import annotations
 
 import _cli
 
-ARGS = _cli.parse_args(__doc__.splitlines()[0], default_gin_file="runs/demo.gin")
+ARGS = _cli.parse_args(__doc__.splitlines()[0], default_gin_file="runs/demo.gin", multi_process=True)
 _cli.quiet_tensorflow()
 
 import gin  # noqa: E402
 
 from it_jax import launch  # noqa: E402
+from it_jax.train import distributed, preemption  # noqa: E402
 
 
 @gin.configurable("main")
@@ -27,9 +32,15 @@ def main(*, evaluate: bool = True) -> None:
 
 
 if __name__ == "__main__":
+    distributed.initialize(
+        coordinator_address=ARGS.coordinator_address, num_processes=ARGS.num_processes, process_id=ARGS.process_id
+    )
     launch.parse_config(ARGS.gin_file, ARGS.gin_bindings)
     try:
         main()
+    except preemption.Preempted as stopped:
+        print(f"\nPreempted: saved step {stopped.step}. Run the same command again to resume.", flush=True)
+        raise SystemExit(0)
     except KeyboardInterrupt:
         print("\nInterrupted. Run the same command again to resume from the last checkpoint.", flush=True)
         raise SystemExit(130)

@@ -1,4 +1,13 @@
-"""Training metrics: a progress bar, periodic log lines and `metrics.jsonl`, from process 0 only."""
+"""Training metrics: a progress bar, periodic log lines, `metrics.jsonl` and TensorBoard, from process 0 only.
+
+Every `log_every` steps one record of the window's means goes to `model_dir/metrics.jsonl` and to
+TensorBoard event files in `model_dir/tensorboard/` (as `train/<name>`): loss (mean token NLL), token
+accuracy, learning rate, gradient norm, real (non-padding) tokens per second, step time, and with the
+model's FLOPs per step, model TFLOP/s per device and MFU (model FLOPs utilization against
+`peak_flops_per_device`). Evaluation records (`eval/*`) are separate lines with their step.
+The run's first step (compilation) is timed on its own (`first_step_s`) and left out of the rates, as is
+the time spent evaluating.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +19,79 @@ from typing import Any
 import jax
 import tqdm
 
+TENSORBOARD_DIR = "tensorboard"
+
+
+class _SummaryWriter:
+    """TensorBoard scalars via TensorFlow's summary writer (imported here, kept off accelerators).
+
+    Scalars are written with the `scalars` plugin's metadata by `tf.summary.write`, which is TensorFlow's
+    own, so the `tensorboard` package is needed only to view them.
+    """
+
+    def __init__(self, directory: pathlib.Path):
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+
+        try:
+            tf.config.set_visible_devices([], "GPU")
+        except RuntimeError:  # devices were initialized already (e.g. by the input pipeline)
+            pass
+        self._tf = tf
+        self._writer = tf.summary.create_file_writer(str(directory))
+        plugin = summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+        self._metadata = summary_pb2.SummaryMetadata(plugin_data=plugin).SerializeToString()
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        with self._writer.as_default(step=step):
+            for name, value in values.items():
+                self._tf.summary.write(name, self._tf.constant(value, self._tf.float32), metadata=self._metadata)
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
 
 class MetricsLogger:
-    """Accumulates per-step statistics and reports them every `log_every` steps."""
+    """Accumulates per-step statistics and reports them every `log_every` steps.
 
-    def __init__(self, model_dir: str | pathlib.Path, *, start_step: int, num_steps: int, log_every: int = 10):
+    Args:
+      model_dir: where `metrics.jsonl` and `tensorboard/` go.
+      start_step: the step training starts from (records after it are dropped: those steps rerun).
+      num_steps: the total number of steps (for the progress bar).
+      log_every: the reporting interval in steps.
+      peak_flops_per_device: the accelerator's peak FLOP/s, to report MFU (None: no MFU).
+      tensorboard: also write TensorBoard event files.
+
+    Set `flops_per_step` (model FLOPs of one step) to report TFLOP/s and MFU.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | pathlib.Path,
+        *,
+        start_step: int,
+        num_steps: int,
+        log_every: int = 10,
+        peak_flops_per_device: float | None = None,
+        tensorboard: bool = False,
+    ):
         self.enabled = jax.process_index() == 0
         self.log_every = log_every
+        self.peak_flops_per_device = peak_flops_per_device
+        self.flops_per_step: float | None = None
         self.path = pathlib.Path(model_dir) / "metrics.jsonl"
         if self.enabled and self.path.exists():
             self._drop_records_after(start_step)
+        self.writer = None
+        if self.enabled and tensorboard:
+            self.writer = _SummaryWriter(pathlib.Path(model_dir) / TENSORBOARD_DIR)
         self.progress = tqdm.tqdm(
             total=num_steps, initial=start_step, desc="train", unit="step", disable=None if self.enabled else True,
             dynamic_ncols=True,
         )
+        self._first_step_s: float | None = None
+        self._compiled = False
         self._reset(time.perf_counter())
 
     def _drop_records_after(self, step: int) -> None:
@@ -33,40 +101,88 @@ class MetricsLogger:
 
     def _reset(self, now: float) -> None:
         self._window_start = now
+        self._excluded_s = 0.0
         self._sums: dict[str, Any] = {}
         self._steps = 0
+        self._timed_steps = 0
+        self._timed_tokens: Any = 0.0
 
     def update(self, step: int, stats: dict[str, Any]) -> dict[str, float] | None:
         """Adds one step's statistics (device arrays: no sync); every `log_every` steps logs the window's means."""
         self.progress.update(1)
+        if not self._compiled:
+            jax.block_until_ready(stats)
+            now = time.perf_counter()
+            self._first_step_s = now - self._window_start
+            self._window_start = now
+            self._compiled = True
+        else:
+            self._timed_steps += 1
+            self._timed_tokens = self._timed_tokens + stats["real_tokens"]
         self._steps += 1
         for name, value in stats.items():
             self._sums[name] = self._sums.get(name, 0.0) + value
         if step % self.log_every:
             return None
-        self._sums = {name: float(value) for name, value in self._sums.items()}
-        now = time.perf_counter()
-        elapsed = now - self._window_start
-        record = {
-            "step": step,
-            "loss": self._sums["nll_sum"] / max(self._sums["tokens"], 1.0),
-            "accuracy": self._sums["correct"] / max(self._sums["tokens"], 1.0),
-            "learning_rate": self._sums["learning_rate"] / self._steps,
-            "grad_norm": self._sums["grad_norm"] / self._steps,
-            "tokens_per_s": self._sums["real_tokens"] / elapsed,
-            "step_time_s": elapsed / self._steps,
-        }
-        self._reset(now)
+        record = self._record(step, time.perf_counter())
         if self.enabled:
             self.progress.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['learning_rate']:.2e}")
             self.progress.write(
                 f"step {step:>6}  loss {record['loss']:.4f}  token acc {record['accuracy']:.3f}  "
                 f"lr {record['learning_rate']:.2e}  grad norm {record['grad_norm']:.3f}  "
-                f"tokens/s {record['tokens_per_s']:,.0f}"
+                f"tokens/s {record['tokens_per_s']:,.0f}" + (f"  MFU {record['mfu']:.1%}" if "mfu" in record else "")
             )
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            self._write(step, record, prefix="train/")
         return record
+
+    def _record(self, step: int, now: float) -> dict[str, float]:
+        sums = {name: float(value) for name, value in self._sums.items()}
+        tokens = max(sums["tokens"], 1.0)
+        if self._timed_steps:
+            elapsed = now - self._window_start - self._excluded_s
+            step_time, tokens_per_s = elapsed / self._timed_steps, float(self._timed_tokens) / elapsed
+        else:  # only the first step is in this window
+            step_time = self._first_step_s
+            tokens_per_s = sums["real_tokens"] / step_time
+        record = {
+            "step": step,
+            "loss": sums["nll_sum"] / tokens,
+            "accuracy": sums["correct"] / tokens,
+            "learning_rate": sums["learning_rate"] / self._steps,
+            "grad_norm": sums["grad_norm"] / self._steps,
+            "tokens_per_s": tokens_per_s,
+            "step_time_s": step_time,
+        }
+        if sums.get("z_loss_sum"):
+            record["z_loss"] = sums["z_loss_sum"] / tokens
+        if self._steps > self._timed_steps:
+            record["first_step_s"] = self._first_step_s
+        if self.flops_per_step:
+            per_device = self.flops_per_step / step_time / jax.device_count()
+            record["tflops_per_s_per_device"] = per_device / 1e12
+            if self.peak_flops_per_device:
+                record["mfu"] = per_device / self.peak_flops_per_device
+        self._reset(now)
+        return record
+
+    def log_eval(self, step: int, metrics: dict[str, float], *, seconds: float = 0.0) -> None:
+        """Logs evaluation metrics (names like `eval/loss`) of `step` as their own record.
+
+        `seconds` spent evaluating are left out of the training rates.
+        """
+        self._excluded_s += seconds
+        if not self.enabled:
+            return
+        self.progress.write(f"step {step:>6}  " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        self._write(step, {"step": step, **metrics}, prefix="")
+
+    def _write(self, step: int, record: dict[str, float], *, prefix: str) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            self.writer.scalars(step, {prefix + name: value for name, value in record.items() if name != "step"})
 
     def close(self) -> None:
         self.progress.close()
+        if self.writer is not None:
+            self.writer.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import optax
@@ -51,12 +53,25 @@ def make_optimizer(
     b1: float = 0.9,
     b2: float = 0.999,
     clip_norm: float | None = 1.0,
+    adafactor_options: Mapping[str, Any] | None = None,
 ) -> optax.GradientTransformation:
-    """AdamW or Adafactor (factored second moments, T5's optimizer), with optional global-norm clipping."""
+    """AdamW or Adafactor (factored second moments, T5's optimizer), with optional global-norm clipping.
+
+    Args:
+      schedule: the learning rate per step.
+      name: "adamw" or "adafactor".
+      weight_decay: decoupled weight decay (AdamW's `weight_decay`, Adafactor's `weight_decay_rate`).
+      b1, b2: Adam's moment decay rates.
+      clip_norm: the global gradient norm is clipped to this before the update (None: no clipping).
+      adafactor_options: further keyword arguments of `optax.adafactor`, e.g. `decay_rate` (0.8),
+        `min_dim_size_to_factor` (128: a parameter's second moments are factored into row and column
+        statistics over its two largest dimensions when both are at least this), `multiply_by_parameter_scale`
+        (True), `clipping_threshold` (1.0), `momentum` (None).
+    """
     if name == "adamw":
         optimizer = optax.adamw(schedule, b1=b1, b2=b2, weight_decay=weight_decay)
     elif name == "adafactor":
-        optimizer = optax.adafactor(schedule, weight_decay_rate=weight_decay or None)
+        optimizer = optax.adafactor(schedule, weight_decay_rate=weight_decay or None, **dict(adafactor_options or {}))
     else:
         raise ValueError(f"unknown optimizer {name!r}; choose adamw or adafactor")
     if clip_norm:

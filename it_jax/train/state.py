@@ -14,6 +14,7 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -54,7 +55,8 @@ class ModelSpec:
         nnx.replace_by_pure_dict(state, params)
         return nnx.merge(self.graphdef, state)
 
-    def init_params(self, seed: int) -> Params:
+    def init_params(self, seed: int | jax.Array) -> Params:
+        """Fresh parameters from an int seed or a PRNG key (traceable, e.g. inside `jit`)."""
         with nnx.use_eager_sharding(False):
             model = self.build(nnx.Rngs(seed))
         return nnx.split(model)[1].to_pure_dict()
@@ -66,24 +68,62 @@ class ModelSpec:
         return sum(x.size for x in jax.tree.leaves(self.abstract_state.to_pure_dict()))
 
 
-def _opt_state_shardings(opt_state_shape: Any, params_shape: Params, param_shardings: Params, mesh: Mesh) -> Any:
-    """Optimizer-state leaves shaped like a parameter share its sharding (as in FSDP); others replicate.
+def _factored_dims(shape: tuple[int, ...]) -> tuple[int, int]:
+    """The dims Adafactor factors over, as `optax.adafactor` picks them: (second largest, largest)."""
+    order = np.argsort(shape)
+    return int(order[-2]), int(order[-1])
 
-    Optax states mirror the parameter tree (Adam's moments) or hold factored/scalar leaves (Adafactor's
-    row/column statistics, step counts); the latter are small and replicated.
+
+# Adafactor's row statistics average over the largest dim, its column statistics over the second largest.
+_FACTORED_STATS = {"v_row": 1, "v_col": 0}
+
+
+def _reduced_sharding(
+    path: tuple[Any, ...], leaf_shape: tuple[int, ...], param_shape: tuple[int, ...], param_sharding: NamedSharding
+) -> NamedSharding | None:
+    """The sharding of a statistic that is its parameter reduced over one dim: the param's, less that dim."""
+    candidates = [k for k in range(len(param_shape)) if param_shape[:k] + param_shape[k + 1 :] == leaf_shape]
+    if not candidates:
+        return None
+    spec = tuple(param_sharding.spec) + (None,) * (len(param_shape) - len(param_sharding.spec))
+    names = {getattr(key, "name", None) for key in path}
+    hinted = []
+    if len(param_shape) >= 2:
+        hinted = [_factored_dims(param_shape)[i] for name, i in _FACTORED_STATS.items() if name in names]
+    if hinted and hinted[0] in candidates:
+        candidates = hinted
+    specs = {spec[:k] + spec[k + 1 :] for k in candidates}
+    if len(specs) > 1:
+        return None
+    return NamedSharding(param_sharding.mesh, PartitionSpec(*specs.pop()))
+
+
+def _opt_state_shardings(opt_state_shape: Any, params_shape: Params, param_shardings: Params, mesh: Mesh) -> Any:
+    """Shardings of the optimizer state, derived from the parameters' shardings.
+
+    Optax states mirror the parameter tree: a leaf shaped like its parameter (Adam's moments, unfactored
+    Adafactor statistics) shares its sharding, as in FSDP; a leaf shaped like the parameter with one dim
+    reduced (Adafactor's factored row and column statistics) keeps the sharding of the remaining dims.
+    Everything else (step counts, placeholders of unfactored parameters) is replicated.
     """
-    by_shape_path = {
+    flat_params = jax.tree_util.tree_flatten_with_path(params_shape)[0]
+    by_path = {
         tuple(str(k) for k in path): (leaf.shape, s)
-        for (path, leaf), s in zip(jax.tree_util.tree_flatten_with_path(params_shape)[0], jax.tree.leaves(param_shardings))
+        for (path, leaf), s in zip(flat_params, jax.tree.leaves(param_shardings))
     }
     replicated = NamedSharding(mesh, PartitionSpec())
 
     def choose(path, leaf):
         keys = tuple(str(k) for k in path)
         for start in range(len(keys)):
-            match = by_shape_path.get(keys[start:])
-            if match and match[0] == leaf.shape:
-                return match[1]
+            if keys[start:] not in by_path:
+                continue
+            param_shape, param_sharding = by_path[keys[start:]]
+            if leaf.shape == param_shape:
+                return param_sharding
+            if len(leaf.shape) == len(param_shape) - 1:
+                return _reduced_sharding(path[:start], leaf.shape, param_shape, param_sharding) or replicated
+            return replicated
         return replicated
 
     return jax.tree_util.tree_map_with_path(choose, opt_state_shape)
@@ -118,13 +158,36 @@ def abstract_state(spec: ModelSpec, optimizer: optax.GradientTransformation, mes
     return with_shardings(_state_shapes(spec, optimizer), state_shardings(spec, optimizer, mesh))
 
 
-def _init(spec: ModelSpec, optimizer: optax.GradientTransformation, seed: int) -> TrainState:
+def _init(spec: ModelSpec, optimizer: optax.GradientTransformation, seed: int | jax.Array) -> TrainState:
     params = spec.init_params(seed)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
 
 
+# The init program runs once: on CPU, where LLVM's optimization of its random-number code dominates the
+# compile time (several times the unoptimized build's), it is compiled unoptimized.
+_CPU_INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+
+
+def state_initializer(
+    spec: ModelSpec, optimizer: optax.GradientTransformation, mesh: Mesh
+) -> Callable[[int], TrainState]:
+    """`seed -> train state`, compiled once: each array is created inside `jit` directly with its sharding."""
+    init = jax.jit(
+        lambda seed: _init(spec, optimizer, jax.random.key(seed)), out_shardings=state_shardings(spec, optimizer, mesh)
+    )
+    on_cpu = mesh.devices.flat[0].platform == "cpu"
+    compiled = []
+
+    def create(seed: int) -> TrainState:
+        seed = jnp.asarray(seed, jnp.int32)
+        with jax.set_mesh(mesh):
+            if not compiled:
+                compiled.append(init.lower(seed).compile(_CPU_INIT_COMPILER_OPTIONS if on_cpu else None))
+            return compiled[0](seed)
+
+    return create
+
+
 def create_state(spec: ModelSpec, optimizer: optax.GradientTransformation, mesh: Mesh, *, seed: int) -> TrainState:
     """Initializes the train state inside `jit`, each array created directly with its sharding."""
-    shardings = state_shardings(spec, optimizer, mesh)
-    with jax.set_mesh(mesh):
-        return jax.jit(lambda: _init(spec, optimizer, seed), out_shardings=shardings)()
+    return state_initializer(spec, optimizer, mesh)(seed)

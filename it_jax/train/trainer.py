@@ -2,13 +2,17 @@
 
 The same code runs on one CPU, one GPU or a multi-host mesh: the state is created directly in its
 sharding, each host feeds its own shard of the batch, and `jax.jit` is given explicit in/out shardings.
+A step may accumulate gradients over microbatches; the loop evaluates periodically, keeps checkpoints
+(with the input position), and on a preemption notice (SIGTERM) saves and stops.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import pathlib
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -23,30 +27,95 @@ from it_jax import sharding as sharding_lib
 from it_jax.train import checkpoints as checkpoints_lib
 from it_jax.train import losses
 from it_jax.train import metrics as metrics_lib
-from it_jax.train.state import ModelSpec, TrainState, abstract_state, create_state, state_shardings
+from it_jax.train import preemption, warm_start
+from it_jax.train.periodic_eval import PeriodicEval
+from it_jax.train.state import ModelSpec, TrainState, abstract_state, state_initializer, state_shardings
 
 Batch = dict[str, jax.Array]
-
-
-def model_logits(model: nnx.Module, batch: Mapping[str, jax.Array], rngs: nnx.Rngs | None = None) -> jax.Array:
-    """Runs an encoder-decoder model on the feature converter's packed features."""
-    return model(
-        batch["encoder_input_tokens"],
-        batch["decoder_input_tokens"],
-        encoder_segment_ids=batch.get("encoder_segment_ids"),
-        decoder_segment_ids=batch.get("decoder_segment_ids"),
-        encoder_positions=batch.get("encoder_positions"),
-        decoder_positions=batch.get("decoder_positions"),
-        rngs=rngs,
-    )
+HostBatch = Mapping[str, np.ndarray]
 
 
 def loss_fn(
-    params: Any, spec: ModelSpec, batch: Mapping[str, jax.Array], rngs: nnx.Rngs | None
+    params: Any,
+    batch: Mapping[str, jax.Array],
+    dropout_key: jax.Array | None,
+    *,
+    spec: ModelSpec,
+    loss_config: losses.LossConfig,
+    normalizer: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Cross-entropy of the targets, normalized by the number of real target tokens."""
-    logits = model_logits(spec.bind(params), batch, rngs)
-    return losses.cross_entropy(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
+    """The model's loss on the target tokens (see `losses.cross_entropy`); no dropout when the key is None."""
+    rngs = None if dropout_key is None else nnx.Rngs(dropout=dropout_key)
+    logits = spec.bind(params).logits_from_features(batch, rngs=rngs)
+    return losses.cross_entropy(
+        logits,
+        batch["decoder_target_tokens"],
+        batch["decoder_loss_weights"],
+        segment_ids=batch.get("decoder_segment_ids"),
+        config=loss_config,
+        normalizer=normalizer,
+    )
+
+
+def split_microbatches(batch: Batch, microbatches: int) -> Batch:
+    """[batch, ...] -> [microbatches, batch / microbatches, ...], microbatch i holding rows i, i + k, ...
+
+    Strided rows keep each microbatch spread over every device of the batch axes, so the split moves no data.
+    """
+
+    def split(x):
+        if x.shape[0] % microbatches:
+            raise ValueError(f"batch size {x.shape[0]} is not divisible into {microbatches} microbatches")
+        x = x.reshape(x.shape[0] // microbatches, microbatches, *x.shape[1:]).swapaxes(0, 1)
+        return sharding_lib.constrain(x, (None, "activation_batch") + (None,) * (x.ndim - 2))
+
+    return jax.tree.map(split, batch)
+
+
+def accumulate_gradients(
+    params: Any,
+    batch: Batch,
+    dropout_key: jax.Array,
+    *,
+    spec: ModelSpec,
+    loss_config: losses.LossConfig,
+    microbatches: int = 1,
+    grad_shardings: Any = None,
+) -> tuple[Any, dict[str, jax.Array]]:
+    """Gradients of the whole batch's loss and its summed statistics, over `microbatches` sequential slices.
+
+    Each microbatch's loss is divided by the whole batch's normalizer, so summed gradients and statistics
+    equal those of the unsplit batch. Gradients accumulate in float32 (sharded like the parameters).
+    """
+    normalizer = losses.denominator(
+        batch["decoder_loss_weights"],
+        segment_ids=batch.get("decoder_segment_ids"),
+        normalization=loss_config.normalization,
+    )
+    grad_fn = jax.value_and_grad(
+        functools.partial(loss_fn, spec=spec, loss_config=loss_config, normalizer=normalizer), has_aux=True
+    )
+    if microbatches == 1:
+        (_, stats), grads = grad_fn(params, batch, dropout_key)
+        return grads, stats
+
+    micro = split_microbatches(batch, microbatches)
+
+    def body(carry, xs):
+        index, microbatch = xs
+        (_, stats), grads = grad_fn(params, microbatch, jax.random.fold_in(dropout_key, index))
+        grads = jax.tree.map(lambda g: g.astype(jnp.float32), grads)
+        return jax.tree.map(jnp.add, carry, (grads, stats)), None
+
+    first = jax.tree.map(lambda x: x[0], micro)
+    (_, stat_shapes), grad_shapes = jax.eval_shape(grad_fn, params, first, dropout_key)
+    zero_grads = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), grad_shapes)
+    if grad_shardings is not None:
+        zero_grads = jax.lax.with_sharding_constraint(zero_grads, grad_shardings)
+    zero_stats = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), stat_shapes)
+    (grads, stats), _ = jax.lax.scan(body, (zero_grads, zero_stats), (jnp.arange(microbatches), micro))
+    grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params)
+    return grads, stats
 
 
 def train_step(
@@ -57,10 +126,21 @@ def train_step(
     optimizer: optax.GradientTransformation,
     schedule: optax.Schedule,
     dropout_seed: int,
+    loss_config: losses.LossConfig = losses.LossConfig(),
+    microbatches: int = 1,
+    grad_shardings: Any = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer step; dropout randomness is derived from (seed, step), so resuming reproduces it."""
-    rngs = nnx.Rngs(dropout=jax.random.fold_in(jax.random.key(dropout_seed), state.step))
-    (_, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, spec, batch, rngs)
+    dropout_key = jax.random.fold_in(jax.random.key(dropout_seed), state.step)
+    grads, stats = accumulate_gradients(
+        state.params,
+        batch,
+        dropout_key,
+        spec=spec,
+        loss_config=loss_config,
+        microbatches=microbatches,
+        grad_shardings=grad_shardings,
+    )
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     real_tokens = sum((batch[k] > 0).sum() for k in ("encoder_input_tokens", "decoder_target_tokens") if k in batch)
@@ -73,9 +153,23 @@ def train_step(
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), stats
 
 
+def eval_step(
+    params: Any, batch: Batch, *, spec: ModelSpec, loss_config: losses.LossConfig
+) -> dict[str, jax.Array]:
+    """Summed loss statistics of a batch without dropout (see `losses.cross_entropy`)."""
+    _, stats = loss_fn(params, batch, None, spec=spec, loss_config=loss_config)
+    return stats
+
+
 @dataclasses.dataclass
 class Trainer:
-    """Holds the compiled step and the state's shardings for one model, optimizer and mesh."""
+    """Holds the compiled train and eval steps and the state's shardings for one model, optimizer and mesh.
+
+    Attributes:
+      microbatches: each step's batch is split into this many sequential microbatches whose gradients are
+        summed (gradient accumulation: the same update in less activation memory).
+      loss_config: label smoothing, z-loss and loss normalization.
+    """
 
     spec: ModelSpec
     optimizer: optax.GradientTransformation
@@ -83,11 +177,16 @@ class Trainer:
     mesh: Mesh
     rules: sharding_lib.AxisRules = sharding_lib.DEFAULT_RULES
     dropout_seed: int = 0
+    microbatches: int = 1
+    loss_config: losses.LossConfig = losses.LossConfig()
 
     def __post_init__(self):
+        if self.microbatches < 1:
+            raise ValueError(f"microbatches must be at least 1, got {self.microbatches}")
         with sharding_lib.axis_rules(self.rules):
             self.state_shardings = state_shardings(self.spec, self.optimizer, self.mesh)
             self.data_sharding = sharding_lib.data_sharding(self.mesh)
+            self._init = state_initializer(self.spec, self.optimizer, self.mesh)
         replicated = NamedSharding(self.mesh, PartitionSpec())
         self._step = jax.jit(
             functools.partial(
@@ -96,21 +195,29 @@ class Trainer:
                 optimizer=self.optimizer,
                 schedule=self.schedule,
                 dropout_seed=self.dropout_seed,
+                loss_config=self.loss_config,
+                microbatches=self.microbatches,
+                grad_shardings=self.state_shardings.params,
             ),
             in_shardings=(self.state_shardings, self.data_sharding),
             out_shardings=(self.state_shardings, replicated),
             donate_argnums=(0,),
         )
+        self._eval = jax.jit(
+            functools.partial(eval_step, spec=self.spec, loss_config=self.loss_config),
+            in_shardings=(self.state_shardings.params, self.data_sharding),
+            out_shardings=replicated,
+        )
 
     def init(self, seed: int) -> TrainState:
         with sharding_lib.axis_rules(self.rules):
-            return create_state(self.spec, self.optimizer, self.mesh, seed=seed)
+            return self._init(seed)
 
     def abstract_state(self) -> TrainState:
         with sharding_lib.axis_rules(self.rules):
             return abstract_state(self.spec, self.optimizer, self.mesh)
 
-    def to_global(self, host_batch: Mapping[str, np.ndarray]) -> Batch:
+    def to_global(self, host_batch: HostBatch) -> Batch:
         """Assembles each host's share of the batch into global arrays sharded over the batch axes."""
         return {k: jax.make_array_from_process_local_data(self.data_sharding, v) for k, v in host_batch.items()}
 
@@ -118,11 +225,40 @@ class Trainer:
         with jax.set_mesh(self.mesh), sharding_lib.axis_rules(self.rules):
             return self._step(state, batch)
 
+    def eval(self, params: Any, batch: Batch) -> dict[str, jax.Array]:
+        """Summed loss statistics (`nll_sum`, `correct`, `tokens` ...) of `batch` under `params`."""
+        with jax.set_mesh(self.mesh), sharding_lib.axis_rules(self.rules):
+            return self._eval(params, batch)
+
+
+def _global_shapes(host_batch: HostBatch) -> dict[str, tuple[int, ...]]:
+    return {k: (v.shape[0] * jax.process_count(), *v.shape[1:]) for k, v in host_batch.items()}
+
+
+def _initial_state(
+    trainer: Trainer, checkpointer: checkpoints_lib.Checkpointer, *, seed: int, init_from: str | None
+) -> tuple[TrainState, int, int]:
+    """(state, step, input position): the latest checkpoint's, else a fresh (or warm-started) state at 0."""
+    start = checkpointer.latest_step()
+    if start is not None:
+        state = checkpointer.restore(trainer.abstract_state(), start)
+        position = checkpointer.data_position(start)
+        if jax.process_index() == 0:
+            print(f"Resuming from step {start} (input position {position}) in {checkpointer.directory}", flush=True)
+        return state, start, position
+    state = trainer.init(seed)
+    if init_from:
+        params, report = warm_start.load_matching_params(init_from, params=state.params)
+        state = state.replace(params=params)
+        if jax.process_index() == 0:
+            print(report.summary(), flush=True)
+    return state, 0, 0
+
 
 def train(
     *,
     trainer: Trainer,
-    batches: Callable[[int], Iterator[Mapping[str, np.ndarray]]],
+    batches: Callable[[int], Iterator[HostBatch]],
     model_dir: str | pathlib.Path,
     num_steps: int,
     seed: int = 0,
@@ -130,34 +266,85 @@ def train(
     keep_checkpoints: int | None = 3,
     log_every: int = 10,
     metadata: Mapping[str, Any] | None = None,
+    evaluation: PeriodicEval | None = None,
+    keep_best: int = 0,
+    best_metric: str = "eval/loss",
+    best_mode: str = "min",
+    init_from: str | None = None,
+    flops_per_step: Callable[[Mapping[str, tuple[int, ...]]], float] | None = None,
+    peak_flops_per_device: float | None = None,
+    tensorboard: bool = True,
 ) -> TrainState:
     """Trains to `num_steps`, resuming from the latest checkpoint in `model_dir` if there is one.
 
     Args:
       trainer: the compiled step for a model, optimizer and mesh.
-      batches: `skip -> iterator of host batches`, starting after `skip` batches (for resumption).
-      model_dir: where checkpoints and `metrics.jsonl` go.
+      batches: `position -> iterator of host batches`, starting after `position` batches; the position
+        saved with the checkpoint being resumed is passed (one batch is consumed per step).
+      model_dir: where checkpoints, `metrics.jsonl` and `tensorboard/` go.
       num_steps: the total number of steps (not the number still to run).
       save_every: checkpoint interval in steps; the final step is always saved.
+      keep_checkpoints: how many of the latest checkpoints to keep (None: all).
       metadata: JSON-serializable description of the run stored with each checkpoint.
+      evaluation: evaluates every few steps; its metrics are logged, and are stored with a checkpoint
+        saved at the same step (set its interval to divide `save_every` for the "best" bookkeeping).
+      keep_best: also keep this many checkpoints with the best `best_metric` ("min" or "max" `best_mode`).
+      init_from: when starting from scratch, a model directory (or its `checkpoints/`) whose parameters
+        initialize every parameter of the same path and shape (see `warm_start`).
+      flops_per_step: global batch shapes -> model FLOPs of one training step (for MFU).
+      peak_flops_per_device: the accelerator's peak FLOP/s, for model FLOPs utilization.
+      tensorboard: also write TensorBoard event files (process 0).
+
+    Raises:
+      preemption.Preempted: on a preemption notice (SIGTERM), after saving a checkpoint of the step.
     """
     model_dir = pathlib.Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    checkpointer = checkpoints_lib.Checkpointer(model_dir / "checkpoints", save_every=save_every, max_to_keep=keep_checkpoints)
-    start = checkpointer.latest_step()
-    if start is None:
-        state, start = trainer.init(seed), 0
-    else:
-        state = checkpointer.restore(trainer.abstract_state(), start)
-        if jax.process_index() == 0:
-            print(f"Resuming from step {start} in {checkpointer.directory}", flush=True)
-    logger = metrics_lib.MetricsLogger(model_dir, start_step=start, num_steps=num_steps, log_every=log_every)
-    data = batches(start)
+    checkpointer = checkpoints_lib.Checkpointer(
+        model_dir / "checkpoints",
+        save_every=save_every,
+        max_to_keep=keep_checkpoints,
+        keep_best=keep_best,
+        best_metric=best_metric,
+        best_mode=best_mode,
+    )
+    state, start, position = _initial_state(trainer, checkpointer, seed=seed, init_from=init_from)
+    logger = metrics_lib.MetricsLogger(
+        model_dir,
+        start_step=start,
+        num_steps=num_steps,
+        log_every=log_every,
+        peak_flops_per_device=peak_flops_per_device,
+        tensorboard=tensorboard,
+    )
+    data = batches(position)
     try:
-        for step in range(start + 1, num_steps + 1):
-            state, stats = trainer.step(state, trainer.to_global(next(data)))
-            logger.update(step, stats)
-            checkpointer.save(step, state, dict(metadata or {}), force=step == num_steps)
+        with preemption.PreemptionWatcher() as watcher:
+            batch_iter: Iterator[HostBatch] = data
+            if flops_per_step is not None and start < num_steps:
+                first = next(data)
+                logger.flops_per_step = flops_per_step(_global_shapes(first))
+                batch_iter = itertools.chain([first], data)
+            for step in range(start + 1, num_steps + 1):
+                state, stats = trainer.step(state, trainer.to_global(next(batch_iter)))
+                position += 1
+                logger.update(step, stats)
+                eval_metrics = None
+                if evaluation is not None and evaluation.due(step, num_steps=num_steps):
+                    started = time.perf_counter()
+                    eval_metrics = evaluation.run(state.params)
+                    logger.log_eval(step, eval_metrics, seconds=time.perf_counter() - started)
+                stop = watcher.should_stop(step)
+                checkpointer.save(
+                    step,
+                    state,
+                    dict(metadata or {}),
+                    data_position=position,
+                    metrics=eval_metrics,
+                    force=step == num_steps or stop,
+                )
+                if stop:
+                    raise preemption.Preempted(step)
     finally:
         # Close the input pipeline here: a tf.data iterator left to interpreter shutdown can hang it.
         close = getattr(data, "close", None)

@@ -1,14 +1,16 @@
-"""Tiny models and batches for the trainer tests."""
+"""Tiny models and batches for the trainer tests: a one-layer T5, and a toy LM with stacked (scanned-shape) kernels."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from it_jax.models import t5
 from it_jax.train import optimizers
 from it_jax.train.state import ModelSpec
 
 TINY = t5.T5Config(
-    vocab_size=64, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_encoder_layers=2, num_decoder_layers=2
+    vocab_size=64, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_encoder_layers=1, num_decoder_layers=1
 )
 
 
@@ -51,3 +53,57 @@ def schedule():
 @pytest.fixture
 def optimizer(schedule):
     return optimizers.make_optimizer(schedule, name="adamw")
+
+
+class StackedMlpLM(nnx.Module):
+    """A minimal model with the trainer's interface whose layer kernels are stacked ([layers, d, f]), as
+    a scanned model's are, and large enough (>= 128) for Adafactor to factor them."""
+
+    architecture = "decoder_only"
+
+    def __init__(self, *, vocab: int = 128, d: int = 128, f: int = 256, layers: int = 2, rngs: nnx.Rngs):
+        def param(shape, axes):
+            init = nnx.with_partitioning(nnx.initializers.normal(shape[-2] ** -0.5), axes, eager_sharding=False)
+            return nnx.Param(init(rngs.params(), shape, jnp.float32))
+
+        self.embedding = param((vocab, d), ("vocab", "embed"))
+        self.w_in = param((layers, d, f), ("layers", "embed", "mlp"))
+        self.w_out = param((layers, f, d), ("layers", "mlp", "embed"))
+        self.head = param((d, vocab), ("embed", "vocab"))
+
+    def logits_from_features(self, features, *, rngs=None):
+        x = self.embedding[...][features["decoder_input_tokens"]]
+        for w_in, w_out in zip(self.w_in[...], self.w_out[...]):
+            x = x + jnp.tanh(x @ w_in) @ w_out
+        return x @ self.head[...]
+
+
+def _lm_batch(seed: int, batch_size: int = 8, length: int = 8) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    tgt = rng.integers(2, 128, (batch_size, length)).astype(np.int32)
+    tgt[: batch_size // 2, -3:] = 0
+    return {
+        "decoder_input_tokens": np.pad(tgt, ((0, 0), (1, 0)))[:, :-1],
+        "decoder_target_tokens": tgt,
+        "decoder_loss_weights": (tgt > 0).astype(np.int32),
+    }
+
+
+@pytest.fixture
+def stacked_spec() -> ModelSpec:
+    return ModelSpec.create(lambda rngs: StackedMlpLM(rngs=rngs))
+
+
+@pytest.fixture
+def make_lm_batch():
+    return _lm_batch
+
+
+@pytest.fixture
+def stacked_lm() -> type[StackedMlpLM]:
+    return StackedMlpLM
+
+
+@pytest.fixture
+def tiny_config() -> t5.T5Config:
+    return TINY

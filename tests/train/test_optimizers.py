@@ -40,3 +40,41 @@ def test_unknown_names_are_rejected():
         optimizers.make_optimizer(lambda s: 0.1, name="sgdx")
     with pytest.raises(ValueError, match="unknown decay"):
         optimizers.make_schedule(decay="exp")
+
+
+def test_schedule_values_after_warmup():
+    kwargs = dict(base_learning_rate=1.0, warmup_steps=10, total_steps=110, final_fraction=0.1)
+    rsqrt = optimizers.make_schedule(decay="rsqrt", **kwargs)
+    np.testing.assert_allclose(rsqrt(40), np.sqrt(10 / 40), rtol=1e-6)
+    linear = optimizers.make_schedule(decay="linear", **kwargs)
+    np.testing.assert_allclose(linear(60), 0.55, rtol=1e-5)
+    np.testing.assert_allclose(linear(110), 0.1, rtol=1e-5)
+    cosine = optimizers.make_schedule(decay="cosine", **kwargs)
+    np.testing.assert_allclose(cosine(60), 0.1 + 0.9 * 0.5, rtol=1e-5)
+    constant = optimizers.make_schedule(decay="constant", **kwargs)
+    np.testing.assert_allclose(constant(1000), 1.0)
+
+
+def test_gradients_are_clipped_to_the_global_norm():
+    schedule = optimizers.make_schedule(base_learning_rate=0.1, warmup_steps=0, decay="constant")
+    optimizer = optimizers.make_optimizer(schedule, name="adamw", b1=0.9, clip_norm=1.0)
+    params = {"a": jnp.zeros((3,)), "b": jnp.zeros((4,))}
+    grads = {"a": jnp.full((3,), 30.0), "b": jnp.full((4,), 40.0)}
+    _, state = optimizer.update(grads, optimizer.init(params), params)
+    norm = np.sqrt(3 * 30.0**2 + 4 * 40.0**2)
+    # Adam's first moment after one step is (1 - b1) times the (clipped) gradient.
+    np.testing.assert_allclose(state[1][0].mu["b"], 0.1 * 40.0 / norm, rtol=1e-5)
+
+
+def test_adafactor_options_reach_optax():
+    schedule = optimizers.make_schedule(base_learning_rate=0.1, warmup_steps=0, decay="constant")
+    params = {"w": jnp.full((4, 3), 2.0)}
+    grads = {"w": jnp.ones((4, 3))}
+    updates = {}
+    for scale in (True, False):
+        optimizer = optimizers.make_optimizer(
+            schedule, name="adafactor", clip_norm=None, adafactor_options={"multiply_by_parameter_scale": scale}
+        )
+        updates[scale], _ = optimizer.update(grads, optimizer.init(params), params)
+    # Scaling by the parameters' RMS (2.0) doubles the step.
+    np.testing.assert_allclose(updates[True]["w"], 2.0 * updates[False]["w"], rtol=1e-5)

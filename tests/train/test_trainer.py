@@ -1,15 +1,18 @@
 import jax
 import numpy as np
+import pytest
 from jax.sharding import PartitionSpec
 
 from it_jax import sharding
+from it_jax.train import losses
 from it_jax.train import trainer as trainer_lib
+from it_jax.train.checkpoints import Checkpointer
 
 
-def _trainer(spec, optimizer, schedule, **mesh_shape):
+def _trainer(spec, optimizer, schedule, trainer_kwargs=None, **mesh_shape):
     devices = jax.devices()[: int(np.prod(list(mesh_shape.values())))]
     mesh = sharding.create_mesh(devices=devices, **mesh_shape)
-    return trainer_lib.Trainer(spec=spec, optimizer=optimizer, schedule=schedule, mesh=mesh)
+    return trainer_lib.Trainer(spec=spec, optimizer=optimizer, schedule=schedule, mesh=mesh, **(trainer_kwargs or {}))
 
 
 def _losses(trainer, make_batch, steps=3):
@@ -66,28 +69,75 @@ def test_training_reduces_the_loss_on_a_repeated_batch(spec, optimizer, schedule
     assert last < 0.7 * first
 
 
-def test_train_resumes_from_the_latest_checkpoint(tmp_path, spec, optimizer, schedule, make_batch):
-    steps = 4
-    seen = []
+@pytest.mark.parametrize("normalization", ["real_tokens", "per_sequence"])
+def test_gradient_accumulation_equals_the_full_batch(stacked_spec, optimizer, schedule, make_lm_batch, normalization):
+    batch = make_lm_batch(0)
+    # Rows with different numbers of real tokens, so per-microbatch normalization would differ.
+    for row, keep in enumerate([8, 2, 5, 1, 8, 3, 6, 4]):
+        for key in batch:
+            batch[key][row, keep:] = 0
+    config = losses.LossConfig(normalization=normalization, z_loss=1e-3, label_smoothing=0.1)
+    results = []
+    for microbatches in (1, 4):
+        kwargs = {"microbatches": microbatches, "loss_config": config}
+        trainer = _trainer(stacked_spec, optimizer, schedule, trainer_kwargs=kwargs, data=2)
+        state, stats = trainer.step(trainer.init(seed=0), trainer.to_global(batch))
+        results.append((state, stats))
+    (full, full_stats), (accumulated, accumulated_stats) = results
+    for name in ("nll_sum", "tokens", "correct", "grad_norm"):
+        np.testing.assert_allclose(full_stats[name], accumulated_stats[name], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(accumulated.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
 
-    def batches(skip):
-        seen.append(skip)
-        i = skip
+
+def test_microbatches_must_divide_the_batch(stacked_spec, optimizer, schedule, make_lm_batch):
+    trainer = _trainer(stacked_spec, optimizer, schedule, trainer_kwargs={"microbatches": 3}, data=1)
+    with pytest.raises(ValueError, match="not divisible into 3 microbatches"):
+        trainer.step(trainer.init(seed=0), trainer.to_global(make_lm_batch(0)))
+
+
+def _counting_batches(make_batch, seen):
+    def batches(position):
+        seen.append(("start", position))
+        i = position
         while True:
+            seen.append(i)
             yield make_batch(i)
             i += 1
 
+    return batches
+
+
+def test_train_resumes_from_the_latest_checkpoint(tmp_path, spec, optimizer, schedule, make_batch):
+    steps = 4
+    seen = []
+    batches = _counting_batches(make_batch, seen)
     trainer = _trainer(spec, optimizer, schedule, data=1)
-    trainer_lib.train(trainer=trainer, batches=batches, model_dir=tmp_path, num_steps=2, save_every=1, log_every=1)
-    state = trainer_lib.train(
-        trainer=trainer, batches=batches, model_dir=tmp_path, num_steps=steps, save_every=1, log_every=1
-    )
-    assert seen == [0, 2]
+    common = {"trainer": trainer, "batches": batches, "log_every": 1, "tensorboard": False}
+    trainer_lib.train(model_dir=tmp_path, num_steps=2, save_every=1, **common)
+    state = trainer_lib.train(model_dir=tmp_path, num_steps=steps, save_every=1, **common)
+    # Each run reads on from the saved input position (the generator is primed one batch ahead).
+    assert [x for x in seen if isinstance(x, tuple)] == [("start", 0), ("start", 2)]
     assert int(state.step) == steps
-    uninterrupted = trainer_lib.train(
-        trainer=trainer, batches=batches, model_dir=tmp_path / "straight", num_steps=steps, save_every=10, log_every=1
-    )
+    uninterrupted = trainer_lib.train(model_dir=tmp_path / "straight", num_steps=steps, save_every=10, **common)
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(uninterrupted.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == steps
+
+
+def test_resumption_uses_the_saved_input_position(tmp_path, stacked_spec, optimizer, schedule, make_lm_batch):
+    trainer = _trainer(stacked_spec, optimizer, schedule, data=1)
+    seen = []
+    common = {"trainer": trainer, "batches": _counting_batches(make_lm_batch, seen), "tensorboard": False}
+    state = trainer_lib.train(model_dir=tmp_path, num_steps=2, save_every=1, **common)
+    checkpointer = Checkpointer(tmp_path / "checkpoints", save_every=1)
+    assert checkpointer.data_position(2) == 2
+    # A run whose batching changed (say) consumed 7 batches by step 3: resumption must follow that.
+    state, _ = trainer.step(state, trainer.to_global(make_lm_batch(2)))
+    checkpointer.save(3, state, {}, data_position=7)
+    checkpointer.close()
+    seen.clear()
+    trainer_lib.train(model_dir=tmp_path, num_steps=4, save_every=1, **common)
+    assert seen[:2] == [("start", 7), 7]
+    assert Checkpointer(tmp_path / "checkpoints").data_position(4) == 8

@@ -1,0 +1,62 @@
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from it_jax import sharding
+from it_jax.train import losses
+from it_jax.train import trainer as trainer_lib
+from it_jax.train.checkpoints import Checkpointer
+from it_jax.train.periodic_eval import PeriodicEval
+
+
+def test_eval_metrics_over_a_fixed_set_read_once(stacked_spec, optimizer, schedule, make_lm_batch):
+    mesh = sharding.create_mesh(data=2, devices=jax.devices()[:2])
+    trainer = trainer_lib.Trainer(spec=stacked_spec, optimizer=optimizer, schedule=schedule, mesh=mesh)
+    opened = []
+
+    def batches():
+        opened.append(1)
+        for i in range(100):
+            yield make_lm_batch(i)
+
+    evaluation = PeriodicEval(trainer=trainer, batches=batches, num_batches=2, every=5)
+    state = trainer.init(seed=0)
+    first = evaluation.run(state.params)
+    # The loss of the same parameters on both batches at once, computed eagerly.
+    both = {k: np.concatenate([make_lm_batch(0)[k], make_lm_batch(1)[k]]) for k in make_lm_batch(0)}
+    _, totals = trainer_lib.loss_fn(state.params, both, None, spec=stacked_spec, loss_config=losses.LossConfig())
+    tokens = float(totals["tokens"])
+    assert first["eval/loss"] == pytest.approx(float(totals["nll_sum"]) / tokens, rel=1e-5)
+    assert first["eval/tokens"] == tokens and 0.0 <= first["eval/accuracy"] <= 1.0
+    assert evaluation.run(state.params) == first
+    assert opened == [1]
+    assert [s for s in range(1, 13) if evaluation.due(s, num_steps=12)] == [5, 10, 12]
+
+
+def test_eval_during_training_is_logged_and_ranks_checkpoints(
+    tmp_path, stacked_spec, optimizer, schedule, make_lm_batch
+):
+    trainer = trainer_lib.Trainer(
+        spec=stacked_spec, optimizer=optimizer, schedule=schedule, mesh=sharding.create_mesh(devices=jax.devices()[:1])
+    )
+
+    def batches(position):
+        while True:
+            yield make_lm_batch(position % 2)
+            position += 1
+
+    evaluation = PeriodicEval(trainer=trainer, batches=lambda: batches(0), num_batches=1, every=2)
+    trainer_lib.train(
+        trainer=trainer, batches=batches, model_dir=tmp_path, num_steps=4, save_every=2, keep_checkpoints=1,
+        keep_best=1, evaluation=evaluation, log_every=2, tensorboard=False,
+    )
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    evals = {r["step"]: r["eval/loss"] for r in records if "eval/loss" in r}
+    assert sorted(evals) == [2, 4] and all(loss > 0 for loss in evals.values())
+    # The latest checkpoint, and the one with the lower eval loss.
+    best = min(evals, key=evals.get)
+    checkpointer = Checkpointer(tmp_path / "checkpoints")
+    assert checkpointer.all_steps() == sorted({best, 4})
+    checkpointer.close()

@@ -1,0 +1,62 @@
+import dataclasses
+
+import jax
+import numpy as np
+import optax
+from jax.sharding import PartitionSpec
+
+from it_jax import sharding
+from it_jax.models import t5
+from it_jax.train import optimizers
+from it_jax.train import trainer as trainer_lib
+from it_jax.train.state import ModelSpec, state_shardings
+
+
+def optimizer_schedule():
+    return optimizers.make_schedule(base_learning_rate=1e-2, warmup_steps=0, decay="constant")
+
+
+def _adafactor(**options):
+    return optimizers.make_optimizer(optimizer_schedule(), name="adafactor", adafactor_options=options)
+
+
+def _factored(opt_state) -> optax.FactoredState:
+    return next(s for s in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, optax.FactoredState))
+                if isinstance(s, optax.FactoredState))
+
+
+def test_factored_adafactor_statistics_are_sharded_like_their_parameter(stacked_spec):
+    mesh = sharding.create_mesh(fsdp=4, tensor=2)
+    stats = _factored(state_shardings(stacked_spec, _adafactor(), mesh).opt_state)
+    # w_in [layers, d=128 (fsdp), f=256 (tensor)]: rows average over f, columns over d; `layers` stays whole.
+    assert stats.v_row["w_in"].spec == PartitionSpec(None, "fsdp")
+    assert stats.v_col["w_in"].spec == PartitionSpec(None, "tensor")
+    # head [d=128 (fsdp), vocab=128 (tensor)]: equal dims, resolved the way optax picks them.
+    assert stats.v_row["head"].spec == PartitionSpec("fsdp")
+    assert stats.v_col["head"].spec == PartitionSpec("tensor")
+    # The unfactored placeholders are tiny and replicated.
+    assert stats.v["w_in"].spec == PartitionSpec()
+
+
+def test_adafactor_steps_a_scanned_t5_with_sharded_factored_statistics(tiny_config, make_batch):
+    config = dataclasses.replace(tiny_config, num_encoder_layers=2, scan_layers=True)
+    spec = ModelSpec.create(lambda rngs: t5.T5(config, rngs=rngs))
+    # Factor every matrix of this tiny model (the default only factors dims of at least 128).
+    optimizer = _adafactor(min_dim_size_to_factor=16)
+    mesh = sharding.create_mesh(fsdp=4, tensor=2)
+    trainer = trainer_lib.Trainer(spec=spec, optimizer=optimizer, schedule=optimizer_schedule(), mesh=mesh)
+    initial = trainer.init(seed=0)
+    before = np.asarray(initial.params["encoder"]["layers"]["mlp"]["wi_0"]["kernel"])
+    state, stats = trainer.step(initial, trainer.to_global(make_batch(0)))
+    assert np.isfinite(float(stats["nll_sum"])) and int(state.step) == 1
+    # The stacked [layers, d_model=32 (fsdp), d_ff=64 (tensor)] kernel: rows keep d_model, columns d_ff.
+    kernel = state.params["encoder"]["layers"]["mlp"]["wi_0"]["kernel"]
+    assert kernel.shape == (2, 32, 64) and kernel.sharding.spec == PartitionSpec(None, "fsdp", "tensor")
+    assert not np.allclose(np.asarray(kernel), before)
+    factored = _factored(state.opt_state)
+    v_row = factored.v_row["encoder"]["layers"]["mlp"]["wi_0"]["kernel"]
+    v_col = factored.v_col["encoder"]["layers"]["mlp"]["wi_0"]["kernel"]
+    assert v_row.shape == (2, 32) and v_row.sharding.spec == PartitionSpec(None, "fsdp")
+    assert v_col.shape == (2, 64) and v_col.sharding.spec == PartitionSpec(None, "tensor")
+    assert {s.data.shape for s in v_row.addressable_shards} == {(2, 8)}
+    assert np.all(np.asarray(v_row) > 0)
