@@ -6,9 +6,10 @@
 
 Each model kind (T5 v1.1, a Llama-style decoder) is trained for a fixed number of steps by it_jax's `Trainer`
 and by transformers (`T5ForConditionalGeneration` with its head untied as in T5 v1.1, `LlamaForCausalLM`;
-attention `--hf_attention`), eager and under `torch.compile` (n/a, with the reason, where that fails):
-float32, no dropout, AdamW with equal hyperparameters (`torch.optim.AdamW(foreach=True)`), the same batch
-of full rows (no padding: real == padded tokens) every step, `torch.set_num_threads(os.cpu_count())`.
+attention `--hf_attention`), eager and under `torch.compile` (its caches off, so it compiles from scratch
+as it_jax does; n/a, with the reason, where it fails): float32, no dropout, AdamW with equal
+hyperparameters (`torch.optim.AdamW(foreach=True)`), the same batch of full rows (no padding: real ==
+padded tokens) every step, `torch.set_num_threads(os.cpu_count())`.
 HF computes its loss from `labels` (mean token cross-entropy; the causal LM shifts its labels, so its loss
 skips the last position, the logits computed are the same). Parameter counts are recorded (they match).
 
@@ -483,6 +484,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
+        torch.compiler.config.force_disable_caches = True  # its first step compiles from scratch, as it_jax's does
     kinds = ["t5", "decoder"] if args.model == "both" else [args.model]
     # The peak is sampled before, between and after the models and the best kept: a busy machine lowers
     # single samples, which would inflate MFU.
