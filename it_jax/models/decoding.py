@@ -99,10 +99,10 @@ def _beam_decode(
     `beam_size` finished hypotheses cannot be beaten by any live one."""
     batch, k = inputs.shape[0], beam_size
     if use_cache:
-        logits, cache = model.prefill(inputs, max_decode_length=max_length, input_lengths=lengths)
+        # Prefill once per example, then copy its logits and cache to each of its beams.
+        logits, cache, step_fn = _stepper(model, inputs, lengths, max_length, use_cache=True)
         logits = jnp.repeat(logits, k, axis=0)
         cache = _gather_beams(cache, jnp.repeat(jnp.arange(batch), k))
-        step_fn = lambda tokens, step, cache, generated: model.decode_step(tokens, step, cache)  # noqa: E731
     else:
         inputs = jnp.repeat(inputs, k, axis=0)
         lengths = None if lengths is None else jnp.repeat(lengths, k, axis=0)
