@@ -26,10 +26,12 @@ from it_jax.data import mixing, pipeline, sources, tasks, vocab
 from it_jax.evaluation import heldout, report
 from it_jax.evaluation.predictor import Predictor
 from it_jax.models import decoder, registry, t5
-from it_jax.train import flops, losses, optimizers, trainer as trainer_lib
-from it_jax.train.periodic_eval import PeriodicEval
+from it_jax.models.spec import ModelSpec
+from it_jax.train import flops, losses, optimizers
+from it_jax.train import trainer as trainer_lib
 from it_jax.train.checkpoints import Checkpointer
-from it_jax.train.state import ModelSpec, with_shardings
+from it_jax.train.periodic_eval import PeriodicEval
+from it_jax.train.state import with_shardings
 
 GIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "gin"
 

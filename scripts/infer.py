@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from it_jax.convert import pretrained as pretrained_lib  # noqa: E402
 from it_jax.evaluation.predictor import Predictor  # noqa: E402
 from it_jax.models import registry  # noqa: E402
-from it_jax.train.state import ModelSpec  # noqa: E402
+from it_jax.models.spec import ModelSpec  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -19,7 +19,7 @@ import seqio
 from flax import nnx
 
 from it_jax.models import decoding, scoring
-from it_jax.train.state import ModelSpec
+from it_jax.models.spec import ModelSpec
 
 
 def encode(vocabulary: seqio.Vocabulary, texts: Sequence[str], length: int) -> np.ndarray:

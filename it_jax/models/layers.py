@@ -130,10 +130,18 @@ class DenseGeneral(nnx.Module):
         self.use_bias = use_bias
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        n = self.num_in_axes
-        contracting = (tuple(range(x.ndim - n, x.ndim)), tuple(range(n)))
+        """Contracts the trailing input axes of `x` [..., *in_shape] -> [..., *out_shape].
+
+        Computed as one 2-D matmul `[rows, in] @ [in, out]`: with the batch and length axes folded into
+        rows, XLA's gradient needs no transposes of the large activations (about 20% of a CPU train step
+        at d_model 512 against a 3-D `dot_general`).
+        """
         kernel = self.kernel[...].astype(self.dtype)
-        y = jax.lax.dot_general(x.astype(self.dtype), kernel, (contracting, ((), ())))
+        in_shape = kernel.shape[: self.num_in_axes]
+        out_shape = kernel.shape[self.num_in_axes :]
+        lead = x.shape[: x.ndim - self.num_in_axes]
+        rows = x.astype(self.dtype).reshape(int(np.prod(lead)), int(np.prod(in_shape)))
+        y = (rows @ kernel.reshape(rows.shape[1], -1)).reshape(*lead, *out_shape)
         return y + self.bias[...].astype(self.dtype) if self.use_bias else y
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from flax import nnx
 
 from it_jax.models import decoder, t5
-from it_jax.train.state import ModelSpec
+from it_jax.models.spec import ModelSpec
 
 ModelConfig = t5.T5Config | decoder.DecoderConfig
 

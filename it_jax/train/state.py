@@ -1,13 +1,11 @@
 """The train state (step, parameters, optimizer state) and its creation directly into sharded arrays.
 
-Parameters are held as a plain nested dict of arrays (`nnx.State.to_pure_dict`), so that optax, Orbax and
-checkpoint converters see ordinary pytrees; `ModelSpec.bind` turns them back into an NNX module inside
-jitted functions.
+Parameters are held as a plain nested dict of arrays (see `it_jax.models.spec`), so that optax, Orbax and
+checkpoint converters see ordinary pytrees.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -16,12 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from it_jax import sharding as sharding_lib
-
-Params = dict[str, Any]
+from it_jax.models.spec import ModelSpec, Params
 
 
 @flax.struct.dataclass
@@ -32,40 +27,6 @@ class TrainState:
 
     def as_dict(self) -> dict[str, Any]:
         return {"step": self.step, "params": self.params, "opt_state": self.opt_state}
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """How to build a model, and the abstract structure of its parameters (no memory allocated)."""
-
-    build: Callable[[nnx.Rngs], nnx.Module]
-    graphdef: Any
-    abstract_state: nnx.State
-
-    @classmethod
-    def create(cls, build: Callable[[nnx.Rngs], nnx.Module]) -> ModelSpec:
-        with nnx.use_eager_sharding(False):
-            abstract = nnx.eval_shape(lambda: build(nnx.Rngs(0)))
-        graphdef, abstract_state = nnx.split(abstract)
-        return cls(build=build, graphdef=graphdef, abstract_state=abstract_state)
-
-    def bind(self, params: Params) -> nnx.Module:
-        """The module with `params` (a pure dict) as its parameters; usable inside jit."""
-        state = nnx.State(self.abstract_state)
-        nnx.replace_by_pure_dict(state, params)
-        return nnx.merge(self.graphdef, state)
-
-    def init_params(self, seed: int | jax.Array) -> Params:
-        """Fresh parameters from an int seed or a PRNG key (traceable, e.g. inside `jit`)."""
-        with nnx.use_eager_sharding(False):
-            model = self.build(nnx.Rngs(seed))
-        return nnx.split(model)[1].to_pure_dict()
-
-    def param_shardings(self, mesh: Mesh) -> Params:
-        return sharding_lib.state_shardings(self.abstract_state, mesh).to_pure_dict()
-
-    def num_params(self) -> int:
-        return sum(x.size for x in jax.tree.leaves(self.abstract_state.to_pure_dict()))
 
 
 def _factored_dims(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -92,10 +53,32 @@ def _reduced_sharding(
         hinted = [_factored_dims(param_shape)[i] for name, i in _FACTORED_STATS.items() if name in names]
     if hinted and hinted[0] in candidates:
         candidates = hinted
-    specs = {spec[:k] + spec[k + 1 :] for k in candidates}
+    specs = {_move_axes(spec, k, leaf_shape, param_sharding.mesh) for k in candidates}
     if len(specs) > 1:
         return None
     return NamedSharding(param_sharding.mesh, PartitionSpec(*specs.pop()))
+
+
+def _axes(entry: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    return () if entry is None else (entry,) if isinstance(entry, str) else tuple(entry)
+
+
+def _move_axes(spec: tuple[Any, ...], removed: int, shape: tuple[int, ...], mesh: Mesh) -> tuple[Any, ...]:
+    """`spec` less dim `removed`, whose mesh axes move onto the largest remaining dim they divide.
+
+    Reducing a kernel over its FSDP-sharded `embed` dim would otherwise leave the statistic replicated on
+    every device; keeping the mesh axes keeps FSDP's memory at 1/n for the optimizer state too.
+    """
+    moved = _axes(spec[removed])
+    rest = list(spec[:removed] + spec[removed + 1 :])
+    if not moved:
+        return tuple(rest)
+    for k in sorted(range(len(shape)), key=lambda k: (shape[k], k), reverse=True):
+        axes = _axes(rest[k]) + moved
+        if shape[k] % int(np.prod([mesh.shape[a] for a in axes])) == 0:
+            rest[k] = axes if len(axes) > 1 else axes[0]
+            break
+    return tuple(rest)
 
 
 def _opt_state_shardings(opt_state_shape: Any, params_shape: Params, param_shardings: Params, mesh: Mesh) -> Any:
@@ -103,7 +86,8 @@ def _opt_state_shardings(opt_state_shape: Any, params_shape: Params, param_shard
 
     Optax states mirror the parameter tree: a leaf shaped like its parameter (Adam's moments, unfactored
     Adafactor statistics) shares its sharding, as in FSDP; a leaf shaped like the parameter with one dim
-    reduced (Adafactor's factored row and column statistics) keeps the sharding of the remaining dims.
+    reduced (Adafactor's factored row and column statistics) keeps the sharding of the remaining dims, and
+    the reduced dim's mesh axes move onto one of them (see `_move_axes`).
     Everything else (step counts, placeholders of unfactored parameters) is replicated.
     """
     flat_params = jax.tree_util.tree_flatten_with_path(params_shape)[0]
@@ -191,3 +175,15 @@ def state_initializer(
 def create_state(spec: ModelSpec, optimizer: optax.GradientTransformation, mesh: Mesh, *, seed: int) -> TrainState:
     """Initializes the train state inside `jit`, each array created directly with its sharding."""
     return state_initializer(spec, optimizer, mesh)(seed)
+
+
+def bytes_per_device(tree: Any) -> dict[jax.Device, int]:
+    """Bytes of `tree`'s arrays held on each local device: the sum of the shards placed there.
+
+    A replicated array counts in full on every device, an FSDP-sharded one by its slice.
+    """
+    held: dict[jax.Device, int] = {}
+    for leaf in jax.tree.leaves(tree):
+        for shard in leaf.addressable_shards:
+            held[shard.device] = held.get(shard.device, 0) + shard.data.nbytes
+    return held

@@ -24,12 +24,12 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from it_jax import sharding as sharding_lib
+from it_jax.models.spec import ModelSpec
 from it_jax.train import checkpoints as checkpoints_lib
-from it_jax.train import losses
+from it_jax.train import losses, preemption, warm_start
 from it_jax.train import metrics as metrics_lib
-from it_jax.train import preemption, warm_start
 from it_jax.train.periodic_eval import PeriodicEval
-from it_jax.train.state import ModelSpec, TrainState, abstract_state, state_initializer, state_shardings
+from it_jax.train.state import TrainState, abstract_state, state_initializer, state_shardings
 
 Batch = dict[str, jax.Array]
 HostBatch = Mapping[str, np.ndarray]
@@ -224,6 +224,12 @@ class Trainer:
     def step(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         with jax.set_mesh(self.mesh), sharding_lib.axis_rules(self.rules):
             return self._step(state, batch)
+
+    def lower(self, state: Any, batch: Mapping[str, Any]) -> jax.stages.Lowered:
+        """The train step lowered (traced, not compiled) for `state` and `batch`, given as arrays or as
+        `jax.ShapeDtypeStruct`s (e.g. `abstract_state()`): for AOT compilation and cost or memory analysis."""
+        with jax.set_mesh(self.mesh), sharding_lib.axis_rules(self.rules):
+            return self._step.lower(state, batch)
 
     def eval(self, params: Any, batch: Batch) -> dict[str, jax.Array]:
         """Summed loss statistics (`nll_sum`, `correct`, `tokens` ...) of `batch` under `params`."""

@@ -6,7 +6,7 @@ from it_jax.data import tasks
 from it_jax.evaluation import heldout
 from it_jax.evaluation.predictor import Predictor, encode
 from it_jax.models import t5
-from it_jax.train.state import ModelSpec
+from it_jax.models.spec import ModelSpec
 
 CONFIG = t5.T5Config(vocab_size=384, d_model=32, d_ff=64, d_kv=8, num_heads=2, num_encoder_layers=1, num_decoder_layers=1)
 

@@ -6,8 +6,8 @@ import pytest
 from flax import nnx
 
 from it_jax.models import t5
+from it_jax.models.spec import ModelSpec
 from it_jax.train import optimizers
-from it_jax.train.state import ModelSpec
 
 TINY = t5.T5Config(
     vocab_size=64, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_encoder_layers=1, num_decoder_layers=1

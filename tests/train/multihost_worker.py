@@ -13,9 +13,9 @@ jax.config.update("jax_cpu_collectives_implementation", "gloo")
 
 from it_jax import sharding  # noqa: E402
 from it_jax.models import t5  # noqa: E402
+from it_jax.models.spec import ModelSpec  # noqa: E402
 from it_jax.train import distributed, optimizers  # noqa: E402
 from it_jax.train import trainer as trainer_lib  # noqa: E402
-from it_jax.train.state import ModelSpec  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from conftest import TINY, _make_batch  # noqa: E402

@@ -10,9 +10,9 @@ import time
 import jax
 
 from it_jax import sharding
+from it_jax.models.spec import ModelSpec
 from it_jax.train import optimizers, preemption
 from it_jax.train import trainer as trainer_lib
-from it_jax.train.state import ModelSpec
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from conftest import StackedMlpLM, _lm_batch  # noqa: E402

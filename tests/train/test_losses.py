@@ -28,6 +28,21 @@ def test_loss_counts_only_weighted_tokens_and_normalizes_by_them():
     np.testing.assert_allclose(stats["nll_sum"], 5 * expected, rtol=1e-6)
 
 
+def test_correct_counts_weighted_tokens_whose_target_is_the_argmax():
+    logits, _, weights = _setup(3)
+    argmax = logits.argmax(-1)
+    targets = np.where(np.arange(4) % 2 == 0, argmax, (argmax + 1) % 7)  # right at even positions only
+    _, stats = losses.cross_entropy(jnp.asarray(logits), jnp.asarray(targets), jnp.asarray(weights))
+    assert stats["correct"] == ((targets == argmax) * weights).sum() == 3
+
+
+def test_loss_is_finite_for_large_logits():
+    logits = jnp.asarray([[[1e4, 0.0, -1e4]]])
+    loss, stats = losses.cross_entropy(logits, jnp.asarray([[1]]), jnp.ones((1, 1)))
+    np.testing.assert_allclose(loss, 1e4, rtol=1e-6)
+    assert stats["correct"] == 0
+
+
 def test_padding_logits_do_not_change_the_loss():
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(1, 3, 5)).astype(np.float32)

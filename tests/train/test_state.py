@@ -3,13 +3,15 @@ import dataclasses
 import jax
 import numpy as np
 import optax
+import pytest
 from jax.sharding import PartitionSpec
 
 from it_jax import sharding
 from it_jax.models import t5
+from it_jax.models.spec import ModelSpec
 from it_jax.train import optimizers
 from it_jax.train import trainer as trainer_lib
-from it_jax.train.state import ModelSpec, state_shardings
+from it_jax.train.state import bytes_per_device, state_shardings
 
 
 def optimizer_schedule():
@@ -25,15 +27,16 @@ def _factored(opt_state) -> optax.FactoredState:
                 if isinstance(s, optax.FactoredState))
 
 
-def test_factored_adafactor_statistics_are_sharded_like_their_parameter(stacked_spec):
+def test_factored_adafactor_statistics_keep_their_parameters_mesh_axes(stacked_spec):
     mesh = sharding.create_mesh(fsdp=4, tensor=2)
     stats = _factored(state_shardings(stacked_spec, _adafactor(), mesh).opt_state)
-    # w_in [layers, d=128 (fsdp), f=256 (tensor)]: rows average over f, columns over d; `layers` stays whole.
-    assert stats.v_row["w_in"].spec == PartitionSpec(None, "fsdp")
-    assert stats.v_col["w_in"].spec == PartitionSpec(None, "tensor")
+    # w_in [layers, d=128 (fsdp), f=256 (tensor)]: rows average over f, columns over d; the reduced dim's
+    # mesh axis moves onto the remaining matrix dim, so the statistic is split over all 8 devices.
+    assert stats.v_row["w_in"].spec == PartitionSpec(None, ("fsdp", "tensor"))
+    assert stats.v_col["w_in"].spec == PartitionSpec(None, ("tensor", "fsdp"))
     # head [d=128 (fsdp), vocab=128 (tensor)]: equal dims, resolved the way optax picks them.
-    assert stats.v_row["head"].spec == PartitionSpec("fsdp")
-    assert stats.v_col["head"].spec == PartitionSpec("tensor")
+    assert stats.v_row["head"].spec == PartitionSpec(("fsdp", "tensor"))
+    assert stats.v_col["head"].spec == PartitionSpec(("tensor", "fsdp"))
     # The unfactored placeholders are tiny and replicated.
     assert stats.v["w_in"].spec == PartitionSpec()
 
@@ -49,14 +52,35 @@ def test_adafactor_steps_a_scanned_t5_with_sharded_factored_statistics(tiny_conf
     before = np.asarray(initial.params["encoder"]["layers"]["mlp"]["wi_0"]["kernel"])
     state, stats = trainer.step(initial, trainer.to_global(make_batch(0)))
     assert np.isfinite(float(stats["nll_sum"])) and int(state.step) == 1
-    # The stacked [layers, d_model=32 (fsdp), d_ff=64 (tensor)] kernel: rows keep d_model, columns d_ff.
+    # The stacked [layers, d_model=32 (fsdp), d_ff=64 (tensor)] kernel: rows keep d_model, columns d_ff,
+    # each over both mesh axes.
     kernel = state.params["encoder"]["layers"]["mlp"]["wi_0"]["kernel"]
     assert kernel.shape == (2, 32, 64) and kernel.sharding.spec == PartitionSpec(None, "fsdp", "tensor")
     assert not np.allclose(np.asarray(kernel), before)
     factored = _factored(state.opt_state)
     v_row = factored.v_row["encoder"]["layers"]["mlp"]["wi_0"]["kernel"]
     v_col = factored.v_col["encoder"]["layers"]["mlp"]["wi_0"]["kernel"]
-    assert v_row.shape == (2, 32) and v_row.sharding.spec == PartitionSpec(None, "fsdp")
-    assert v_col.shape == (2, 64) and v_col.sharding.spec == PartitionSpec(None, "tensor")
-    assert {s.data.shape for s in v_row.addressable_shards} == {(2, 8)}
+    assert v_row.shape == (2, 32) and v_row.sharding.spec == PartitionSpec(None, ("fsdp", "tensor"))
+    assert v_col.shape == (2, 64) and v_col.sharding.spec == PartitionSpec(None, ("tensor", "fsdp"))
+    assert {s.data.shape for s in v_row.addressable_shards} == {(2, 4)}
     assert np.all(np.asarray(v_row) > 0)
+
+
+@pytest.mark.parametrize("name", ["adamw", "adafactor"])
+def test_fsdp_over_8_devices_holds_an_eighth_of_the_train_state_on_each(name):
+    config = t5.T5Config(
+        vocab_size=512, d_model=128, d_ff=256, d_kv=32, num_heads=4, num_encoder_layers=2, num_decoder_layers=2,
+        scan_layers=True,
+    )
+    spec = ModelSpec.create(lambda rngs: t5.T5(config, rngs=rngs))
+    optimizer = optimizers.make_optimizer(
+        optimizer_schedule(), name=name, adafactor_options={"min_dim_size_to_factor": 16}
+    )
+    mesh = sharding.create_mesh(fsdp=8)
+    state = trainer_lib.Trainer(spec=spec, optimizer=optimizer, schedule=optimizer_schedule(), mesh=mesh).init(0)
+    total = sum(leaf.nbytes for leaf in jax.tree.leaves(state))
+    held = bytes_per_device(state)
+    assert sorted(held, key=lambda d: d.id) == sorted(mesh.devices.flat, key=lambda d: d.id)
+    # Replicated, and small: relative position biases, step counters, and statistics over `vocab` (a tensor axis).
+    assert max(held.values()) <= 1.05 * total / 8
+    assert sum(held.values()) >= total

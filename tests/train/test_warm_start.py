@@ -4,9 +4,9 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from it_jax import sharding
+from it_jax.models.spec import ModelSpec
 from it_jax.train import trainer as trainer_lib
 from it_jax.train import warm_start
-from it_jax.train.state import ModelSpec
 
 
 def _trainer(spec, optimizer, schedule, mesh=None):
