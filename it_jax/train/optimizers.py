@@ -6,6 +6,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -45,6 +46,48 @@ def make_schedule(
     return optax.join_schedules([warmup, after], [warmup_steps])
 
 
+def in_scanned_stack(path: tuple[Any, ...]) -> bool:
+    """Whether a parameter path lies in a scanned layer stack, whose leaves carry a leading `layers` axis.
+
+    Stacks are named `layers`: unrolled, their children are layer indices (`layers/0/mlp/...`); scanned,
+    they are the layer's own submodules (`layers/mlp/...`).
+    """
+    keys = [getattr(key, "key", getattr(key, "idx", key)) for key in path]
+    return any(key == "layers" and isinstance(child, str) for key, child in zip(keys, keys[1:]))
+
+
+def per_layer(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+    """`inner` applied to each layer's slice of leaves with a leading `layers` axis (vmapped over it)."""
+    return optax.GradientTransformation(jax.vmap(inner.init), jax.vmap(inner.update))
+
+
+def layerwise(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+    """`inner` on scanned stacks one layer at a time, so they are optimized exactly as unrolled layers.
+
+    Adafactor's update clipping and parameter scale are RMS statistics over a whole tensor, and its
+    factored dims are a tensor's two largest: over a `[layers, ...]` stack they would mix the layers.
+    Stacks are grouped by depth (an encoder and a decoder may differ), each group vmapped over its layers.
+    """
+
+    def labels(tree):
+        def label(path, leaf):
+            return f"stack_of_{leaf.shape[0]}" if in_scanned_stack(path) else "unstacked"
+
+        return jax.tree_util.tree_map_with_path(label, tree)
+
+    def for_tree(tree) -> optax.GradientTransformation:
+        groups = set(jax.tree.leaves(labels(tree)))
+        return optax.multi_transform({g: inner if g == "unstacked" else per_layer(inner) for g in groups}, labels)
+
+    def init(params):
+        return for_tree(params).init(params)
+
+    def update(updates, state, params=None):
+        return for_tree(updates).update(updates, state, params)
+
+    return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(
     schedule: optax.Schedule,
     *,
@@ -55,7 +98,8 @@ def make_optimizer(
     clip_norm: float | None = 1.0,
     adafactor_options: Mapping[str, Any] | None = None,
 ) -> optax.GradientTransformation:
-    """AdamW or Adafactor (factored second moments, T5's optimizer), with optional global-norm clipping.
+    """AdamW or Adafactor (factored second moments, T5's optimizer, applied per layer to scanned stacks),
+    with optional global-norm clipping.
 
     Args:
       schedule: the learning rate per step.
@@ -71,7 +115,9 @@ def make_optimizer(
     if name == "adamw":
         optimizer = optax.adamw(schedule, b1=b1, b2=b2, weight_decay=weight_decay)
     elif name == "adafactor":
-        optimizer = optax.adafactor(schedule, weight_decay_rate=weight_decay or None, **dict(adafactor_options or {}))
+        optimizer = layerwise(
+            optax.adafactor(schedule, weight_decay_rate=weight_decay or None, **dict(adafactor_options or {}))
+        )
     else:
         raise ValueError(f"unknown optimizer {name!r}; choose adamw or adafactor")
     if clip_norm:

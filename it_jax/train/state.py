@@ -17,6 +17,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from it_jax.models.spec import ModelSpec, Params
+from it_jax.train import optimizers
 
 
 @flax.struct.dataclass
@@ -40,17 +41,27 @@ _FACTORED_STATS = {"v_row": 1, "v_col": 0}
 
 
 def _reduced_sharding(
-    path: tuple[Any, ...], leaf_shape: tuple[int, ...], param_shape: tuple[int, ...], param_sharding: NamedSharding
+    path: tuple[Any, ...],
+    leaf_shape: tuple[int, ...],
+    param_shape: tuple[int, ...],
+    param_sharding: NamedSharding,
+    *,
+    stacked: bool,
 ) -> NamedSharding | None:
-    """The sharding of a statistic that is its parameter reduced over one dim: the param's, less that dim."""
+    """The sharding of a statistic that is its parameter reduced over one dim: the param's, less that dim.
+
+    `stacked`: the parameter is a scanned stack, which Adafactor factors layer by layer (dims after the first).
+    """
     candidates = [k for k in range(len(param_shape)) if param_shape[:k] + param_shape[k + 1 :] == leaf_shape]
     if not candidates:
         return None
     spec = tuple(param_sharding.spec) + (None,) * (len(param_shape) - len(param_sharding.spec))
     names = {getattr(key, "name", None) for key in path}
     hinted = []
-    if len(param_shape) >= 2:
-        hinted = [_factored_dims(param_shape)[i] for name, i in _FACTORED_STATS.items() if name in names]
+    offset = int(stacked)
+    if len(param_shape) - offset >= 2:
+        factored = _factored_dims(param_shape[offset:])
+        hinted = [factored[i] + offset for name, i in _FACTORED_STATS.items() if name in names]
     if hinted and hinted[0] in candidates:
         candidates = hinted
     specs = {_move_axes(spec, k, leaf_shape, param_sharding.mesh) for k in candidates}
@@ -92,7 +103,7 @@ def _opt_state_shardings(opt_state_shape: Any, params_shape: Params, param_shard
     """
     flat_params = jax.tree_util.tree_flatten_with_path(params_shape)[0]
     by_path = {
-        tuple(str(k) for k in path): (leaf.shape, s)
+        tuple(str(k) for k in path): (leaf.shape, s, optimizers.in_scanned_stack(path))
         for (path, leaf), s in zip(flat_params, jax.tree.leaves(param_shardings))
     }
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -102,11 +113,12 @@ def _opt_state_shardings(opt_state_shape: Any, params_shape: Params, param_shard
         for start in range(len(keys)):
             if keys[start:] not in by_path:
                 continue
-            param_shape, param_sharding = by_path[keys[start:]]
+            param_shape, param_sharding, stacked = by_path[keys[start:]]
             if leaf.shape == param_shape:
                 return param_sharding
             if len(leaf.shape) == len(param_shape) - 1:
-                return _reduced_sharding(path[:start], leaf.shape, param_shape, param_sharding) or replicated
+                reduced = _reduced_sharding(path[:start], leaf.shape, param_shape, param_sharding, stacked=stacked)
+                return reduced or replicated
             return replicated
         return replicated
 

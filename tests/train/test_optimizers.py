@@ -1,7 +1,10 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
+from it_jax.models import stack
 from it_jax.train import optimizers
 
 
@@ -78,3 +81,40 @@ def test_adafactor_options_reach_optax():
         updates[scale], _ = optimizer.update(grads, optimizer.init(params), params)
     # Scaling by the parameters' RMS (2.0) doubles the step.
     np.testing.assert_allclose(updates[True]["w"], 2.0 * updates[False]["w"], rtol=1e-5)
+
+
+def test_adafactor_updates_a_scanned_stack_exactly_as_unrolled_layers():
+    rng = np.random.default_rng(0)
+    # Layers of very different scales: whole-stack RMS clipping and parameter scaling would mix them.
+    layers = {i: {"w": jnp.asarray(rng.normal(size=(16, 24)) * 10.0**i, jnp.float32)} for i in range(3)}
+    grads = {i: {"w": jnp.asarray(rng.normal(size=(16, 24)) * 10.0 ** (2 - i), jnp.float32)} for i in range(3)}
+    head = jnp.asarray(rng.normal(size=(24, 8)), jnp.float32)
+    unrolled = {"layers": layers, "head": head}
+    scanned = {"layers": stack.stack_params(layers), "head": head}
+    unrolled_grads = {"layers": grads, "head": head}
+    scanned_grads = {"layers": stack.stack_params(grads), "head": head}
+    schedule = optimizers.make_schedule(base_learning_rate=0.1, warmup_steps=0, decay="constant")
+    options = {"min_dim_size_to_factor": 8}
+    optimizer = optimizers.make_optimizer(schedule, name="adafactor", clip_norm=None, adafactor_options=options)
+
+    expected, _ = optimizer.update(unrolled_grads, optimizer.init(unrolled), unrolled)
+    updates, _ = optimizer.update(scanned_grads, optimizer.init(scanned), scanned)
+    np.testing.assert_allclose(updates["layers"]["w"], stack.stack_params(expected["layers"])["w"], rtol=1e-6)
+    np.testing.assert_allclose(updates["head"], expected["head"], rtol=1e-6)
+    # Plain optax Adafactor over the stack differs: the layerwise wrapper is what makes them equal.
+    whole = optax.adafactor(schedule, **options)
+    mixed, _ = whole.update(scanned_grads, whole.init(scanned), scanned)
+    assert not np.allclose(mixed["layers"]["w"], updates["layers"]["w"], rtol=1e-3)
+
+
+def test_only_children_of_a_scanned_layers_stack_count_as_stacked():
+    def paths(tree):
+        flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+        return {jax.tree_util.keystr(path): optimizers.in_scanned_stack(path) for path, _ in flat}
+
+    tree = {"encoder": {"layers": {"mlp": {"w": 0}}}, "decoder": {"layers": {0: {"mlp": {"w": 0}}}}, "head": 0}
+    assert paths(tree) == {
+        "['decoder']['layers'][0]['mlp']['w']": False,
+        "['encoder']['layers']['mlp']['w']": True,
+        "['head']": False,
+    }

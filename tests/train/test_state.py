@@ -22,23 +22,31 @@ def _adafactor(**options):
     return optimizers.make_optimizer(optimizer_schedule(), name="adafactor", adafactor_options=options)
 
 
-def _factored(opt_state) -> optax.FactoredState:
-    return next(s for s in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, optax.FactoredState))
-                if isinstance(s, optax.FactoredState))
+def _factored(opt_state, *path: str) -> tuple[object, object, object]:
+    """(v_row, v_col, v) of the parameter at `path`, from whichever Adafactor group (stack depth) holds it."""
+    for state in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, optax.FactoredState)):
+        if isinstance(state, optax.FactoredState):
+            stats = (state.v_row, state.v_col, state.v)
+            for key in path:
+                stats = tuple(stat[key] for stat in stats)
+            if not isinstance(stats[0], optax.MaskedNode):
+                return stats
+    raise KeyError(path)
 
 
 def test_factored_adafactor_statistics_keep_their_parameters_mesh_axes(stacked_spec):
     mesh = sharding.create_mesh(fsdp=4, tensor=2)
-    stats = _factored(state_shardings(stacked_spec, _adafactor(), mesh).opt_state)
+    opt_state = state_shardings(stacked_spec, _adafactor(), mesh).opt_state
+    stats = {name: _factored(opt_state, name) for name in ("w_in", "head")}
     # w_in [layers, d=128 (fsdp), f=256 (tensor)]: rows average over f, columns over d; the reduced dim's
     # mesh axis moves onto the remaining matrix dim, so the statistic is split over all 8 devices.
-    assert stats.v_row["w_in"].spec == PartitionSpec(None, ("fsdp", "tensor"))
-    assert stats.v_col["w_in"].spec == PartitionSpec(None, ("tensor", "fsdp"))
+    assert stats["w_in"][0].spec == PartitionSpec(None, ("fsdp", "tensor"))
+    assert stats["w_in"][1].spec == PartitionSpec(None, ("tensor", "fsdp"))
     # head [d=128 (fsdp), vocab=128 (tensor)]: equal dims, resolved the way optax picks them.
-    assert stats.v_row["head"].spec == PartitionSpec(("fsdp", "tensor"))
-    assert stats.v_col["head"].spec == PartitionSpec(("tensor", "fsdp"))
+    assert stats["head"][0].spec == PartitionSpec(("fsdp", "tensor"))
+    assert stats["head"][1].spec == PartitionSpec(("tensor", "fsdp"))
     # The unfactored placeholders are tiny and replicated.
-    assert stats.v["w_in"].spec == PartitionSpec()
+    assert stats["w_in"][2].spec == PartitionSpec()
 
 
 def test_adafactor_steps_a_scanned_t5_with_sharded_factored_statistics(tiny_config, make_batch):
@@ -57,9 +65,7 @@ def test_adafactor_steps_a_scanned_t5_with_sharded_factored_statistics(tiny_conf
     kernel = state.params["encoder"]["layers"]["mlp"]["wi_0"]["kernel"]
     assert kernel.shape == (2, 32, 64) and kernel.sharding.spec == PartitionSpec(None, "fsdp", "tensor")
     assert not np.allclose(np.asarray(kernel), before)
-    factored = _factored(state.opt_state)
-    v_row = factored.v_row["encoder"]["layers"]["mlp"]["wi_0"]["kernel"]
-    v_col = factored.v_col["encoder"]["layers"]["mlp"]["wi_0"]["kernel"]
+    v_row, v_col, _ = _factored(state.opt_state, "encoder", "layers", "mlp", "wi_0", "kernel")
     assert v_row.shape == (2, 32) and v_row.sharding.spec == PartitionSpec(None, ("fsdp", "tensor"))
     assert v_col.shape == (2, 64) and v_col.sharding.spec == PartitionSpec(None, ("tensor", "fsdp"))
     assert {s.data.shape for s in v_row.addressable_shards} == {(2, 4)}
