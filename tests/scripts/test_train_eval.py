@@ -3,8 +3,11 @@
 import json
 import os
 import pathlib
+import re
+import signal
 import subprocess
 import sys
+import time
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TINY = [
@@ -21,13 +24,21 @@ TINY = [
 ]
 
 
-def _run(script, model_dir, *bindings):
+def _command(script, model_dir, *bindings) -> dict:
     args = [sys.executable, str(REPO / "scripts" / script), f"--model_dir={model_dir}"]
     args += [b if b.startswith("--") else f"--gin_bindings={b}" for b in (*TINY, *bindings)]
-    env = {**os.environ, "XLA_FLAGS": "", "PYTHONPATH": str(REPO)}
-    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+    return {"args": args, "env": {**os.environ, "XLA_FLAGS": "", "PYTHONPATH": str(REPO)}, "cwd": REPO, "text": True}
+
+
+def _run(script, model_dir, *bindings):
+    result = subprocess.run(**_command(script, model_dir, *bindings), capture_output=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
+
+
+def _logged_steps(model_dir) -> list[int]:
+    path = pathlib.Path(model_dir) / "metrics.jsonl"
+    return [json.loads(line)["step"] for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_train_resume_and_evaluate(tmp_path):
@@ -37,8 +48,7 @@ def test_train_resume_and_evaluate(tmp_path):
 
     out = _run("train.py", model_dir, "TRAIN_STEPS = 6")
     assert "Resuming from step 4" in out
-    steps = [json.loads(line)["step"] for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [1, 2, 3, 4, 5, 6]
+    assert _logged_steps(model_dir) == [1, 2, 3, 4, 5, 6]
     assert "| synthetic_item_inference | entailment | accuracy |" in out
 
     results = json.loads((model_dir / "eval" / "results.json").read_text())
@@ -52,6 +62,22 @@ def test_train_resume_and_evaluate(tmp_path):
     out = _run("eval.py", model_dir)
     assert "Restored step 6" in out
     assert (model_dir / "eval" / "results.md").read_text().startswith("# Zero-shot evaluation")
+
+
+def test_sigterm_saves_the_step_and_exits_0(tmp_path):
+    """The entry point's preemption path (resuming from the checkpoint is tested above and in test_preemption)."""
+    model_dir = tmp_path / "run"
+    command = _command("train.py", model_dir, "TRAIN_STEPS = 100000", "train_run.save_every = 100000")
+    process = subprocess.Popen(**command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while not _logged_steps(model_dir) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    out = process.communicate(timeout=120)[0]
+    assert process.returncode == 0, out[-3000:]
+    saved = int(re.search(r"Preempted: saved step (\d+)", out).group(1))
+    assert sorted(int(p.name) for p in (model_dir / "checkpoints").iterdir()) == [saved]
+    assert _logged_steps(model_dir)[-1] == saved
 
 
 def test_decoder_only_prefix_lm_trains_and_evaluates(tmp_path):

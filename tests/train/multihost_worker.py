@@ -1,7 +1,8 @@
 """One process of a multi-process CPU training run, launched by test_distributed.py.
 
 Every process builds the same deterministic global batches and feeds the rows of its share; process 0
-writes `metrics.jsonl`. Run: python multihost_worker.py MODEL_DIR NUM_PROCESSES PROCESS_ID PORT STEPS
+writes `metrics.jsonl`. On a preemption notice (SIGTERM to any process) all stop after the same step, save it
+and exit 0. Run: python multihost_worker.py MODEL_DIR NUM_PROCESSES PROCESS_ID PORT STEPS
 """
 
 import pathlib
@@ -14,7 +15,7 @@ jax.config.update("jax_cpu_collectives_implementation", "gloo")
 from it_jax import sharding  # noqa: E402
 from it_jax.models import t5  # noqa: E402
 from it_jax.models.spec import ModelSpec  # noqa: E402
-from it_jax.train import distributed, optimizers  # noqa: E402
+from it_jax.train import distributed, optimizers, preemption  # noqa: E402
 from it_jax.train import trainer as trainer_lib  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -39,10 +40,13 @@ def main(model_dir: str, num_processes: int, process_id: int, port: int, steps: 
             yield {name: value[rows] for name, value in _make_batch(position).items()}
             position += 1
 
-    trainer_lib.train(
-        trainer=trainer, batches=batches, model_dir=model_dir, num_steps=steps, save_every=steps, log_every=1,
-        tensorboard=False,
-    )
+    try:
+        trainer_lib.train(
+            trainer=trainer, batches=batches, model_dir=model_dir, num_steps=steps, save_every=steps, log_every=1,
+            tensorboard=False,
+        )
+    except preemption.Preempted as stopped:
+        print(f"Preempted at step {stopped.step}", flush=True)
 
 
 if __name__ == "__main__":

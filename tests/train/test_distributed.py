@@ -1,9 +1,12 @@
 import json
 import os
 import pathlib
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import pytest
@@ -35,23 +38,34 @@ def _launch(model_dir, num_processes, process_id, port, steps):
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, spec, optimizer, schedule, make_batch):
-    steps, port = 3, _free_port()
-    processes = [_launch(tmp_path, 2, i, port, steps) for i in range(2)]
+def _logged_losses(model_dir) -> list[float]:
+    path = pathlib.Path(model_dir) / "metrics.jsonl"
+    return [json.loads(line)["loss"] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_two_processes_train_like_one_and_stop_together_on_sigterm(tmp_path, spec, optimizer, schedule, make_batch):
+    """Two processes with half the global batch each log the losses of one process with all of it; SIGTERM
+    to process 1 (the preemption service relays it) stops both after the same step, which is saved."""
+    port = _free_port()
+    processes = [_launch(tmp_path, 2, i, port, 10**6) for i in range(2)]
     # Meanwhile, the reference: one process with the same mesh shape over 4 devices and the whole batches.
     mesh = sharding.create_mesh(data=2, fsdp=2, devices=jax.devices()[:4])
     trainer = trainer_lib.Trainer(spec=spec, optimizer=optimizer, schedule=schedule, mesh=mesh)
     state, single = trainer.init(seed=0), []
-    for i in range(steps):
+    for i in range(3):
         state, stats = trainer.step(state, trainer.to_global(make_batch(i)))
         single.append(float(stats["nll_sum"] / stats["tokens"]))
-    for process in processes:
-        out, _ = process.communicate(timeout=300)
-        assert process.returncode == 0, out[-3000:]
-    multi = [json.loads(line)["loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert len(multi) == steps
-    assert multi == pytest.approx(single, abs=1e-5)
-    assert (tmp_path / "checkpoints" / str(steps)).is_dir()
+    deadline = time.monotonic() + 240
+    while len(_logged_losses(tmp_path)) < 3 and time.monotonic() < deadline:
+        assert all(p.poll() is None for p in processes), processes[0].communicate()[0][-3000:]
+        time.sleep(0.2)
+    processes[1].send_signal(signal.SIGTERM)
+    outputs = [p.communicate(timeout=120)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert _logged_losses(tmp_path)[:3] == pytest.approx(single, abs=1e-5)
+    stopped = [int(re.search(r"Preempted at step (\d+)", out).group(1)) for out in outputs]
+    assert stopped[0] == stopped[1] >= 3
+    assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [stopped[0]]
 
 
 def test_initialize_is_a_noop_for_a_single_process(monkeypatch):
