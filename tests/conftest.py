@@ -18,3 +18,10 @@ def shared_data() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Runs the end-to-end script tests (subprocesses, the longest) first, so that with `-n 2` the workers
+    are not left waiting on one long test at the end."""
+    scripts = pathlib.Path(__file__).parent / "scripts"
+    items.sort(key=lambda item: scripts not in pathlib.Path(str(item.path)).parents)
