@@ -293,6 +293,11 @@ def _decoder_config_to_hf(config: decoder.DecoderConfig) -> dict[str, Any]:
     return hf
 
 
+def config_to_hf(config: registry.ModelConfig) -> dict[str, Any]:
+    """The transformers `config.json` fields of an it_jax config (T5, or Llama/Qwen2 for decoders)."""
+    return _t5_config_to_hf(config) if isinstance(config, t5.T5Config) else _decoder_config_to_hf(config)
+
+
 def read_config(hf_dir: str | pathlib.Path) -> dict[str, Any]:
     """`config.json` of a Hugging Face model directory, with a clear error when it is missing."""
     path = pathlib.Path(hf_dir) / CONFIG_FILE
@@ -442,7 +447,7 @@ def to_hf(
     `spiece.model` (T5) or `tokenizer.model` (decoders). `out_dir` must be new or empty.
     """
     tree.check_params(config, params, source="to_hf parameters")
-    hf_config = _t5_config_to_hf(config) if isinstance(config, t5.T5Config) else _decoder_config_to_hf(config)
+    hf_config = config_to_hf(config)
     config, params = tree.set_scan_layers(config, params, scan=False)
     flat = {tree.path_name(path): value for path, value in tree.flatten(params).items()}
     tensors = {rule.hf: _to_hf(rule, flat[tree.path_name(rule.path)]) for rule in _rules(config)}

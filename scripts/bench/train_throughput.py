@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from it_jax import sharding as sharding_lib  # noqa: E402
+from it_jax.convert import hf as hf_lib  # noqa: E402
 from it_jax.models import stack  # noqa: E402
 from it_jax.models.decoder import Decoder, DecoderConfig  # noqa: E402
 from it_jax.models.spec import ModelSpec  # noqa: E402
@@ -244,42 +245,14 @@ def hf_model(config: ModelConfig, attn_implementation: str):
     import torch
     import transformers
 
+    fields = hf_lib.config_to_hf(config)
+    hf_config = transformers.AutoConfig.for_model(**fields, attn_implementation=attn_implementation)
     if isinstance(config, T5Config):
-        hf_config = transformers.T5Config(
-            vocab_size=config.vocab_size,
-            d_model=config.d_model,
-            d_kv=config.d_kv,
-            d_ff=config.d_ff,
-            num_layers=config.num_encoder_layers,
-            num_decoder_layers=config.num_decoder_layers,
-            num_heads=config.num_heads,
-            relative_attention_num_buckets=config.relative_attention_num_buckets,
-            relative_attention_max_distance=config.relative_attention_max_distance,
-            dropout_rate=0.0,
-            feed_forward_proj="gated-gelu",
-            tie_word_embeddings=False,
-            attn_implementation=attn_implementation,
-        )
         model = transformers.T5ForConditionalGeneration(hf_config)
         if model.lm_head.weight is model.shared.weight:
             # transformers 5 ties T5's head to the embedding even for v1.1 configs; T5 v1.1 is untied.
             model.lm_head.weight = torch.nn.Parameter(model.shared.weight.detach().clone())
     else:
-        hf_config = transformers.LlamaConfig(
-            vocab_size=config.vocab_size,
-            hidden_size=config.d_model,
-            intermediate_size=config.d_ff,
-            num_hidden_layers=config.num_layers,
-            num_attention_heads=config.num_heads,
-            num_key_value_heads=config.num_kv_heads,
-            head_dim=config.head_dim,
-            rope_parameters={"rope_type": "default", "rope_theta": config.rope_theta},
-            rms_norm_eps=config.norm_eps,
-            tie_word_embeddings=config.tie_embeddings,
-            attention_bias=config.qkv_bias,
-            attention_dropout=0.0,
-            attn_implementation=attn_implementation,
-        )
         model = transformers.LlamaForCausalLM(hf_config)
     return model.float().train()
 
