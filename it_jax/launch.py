@@ -69,6 +69,23 @@ def parse_config(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> None
         logging.disable(logging.NOTSET)
 
 
+def gin_model_config(name: str, bindings: Sequence[str] = ()) -> registry.ModelConfig:
+    """The `T5Config` or `DecoderConfig` that `gin/models/{name}.gin` (plus `bindings`) describes.
+
+    Parses the file on its own and clears gin's configuration afterwards.
+    """
+    gin.clear_config()
+    try:
+        parse_config([f"models/{name}.gin"], bindings)
+        for config_class in (t5.T5Config, decoder.DecoderConfig):
+            config_bindings = gin.get_bindings(config_class.__name__)
+            if config_bindings:
+                return config_class(**config_bindings)
+    finally:
+        gin.clear_config()
+    raise ValueError(f"gin/models/{name}.gin binds neither T5Config nor DecoderConfig")
+
+
 def model_spec(config: registry.ModelConfig) -> ModelSpec:
     """The model a config describes (`T5Config` or `DecoderConfig`)."""
     return registry.model_spec(config)

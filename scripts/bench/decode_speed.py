@@ -19,23 +19,11 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-import gin  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from it_jax import launch  # noqa: E402
-from it_jax.models import decoder, decoding, registry, t5  # noqa: E402
-
-
-def model_config(gin_model: str, vocab_size: int) -> registry.ModelConfig:
-    """The config a `gin/models/<gin_model>.gin` file describes, with the vocabulary size overridden."""
-    launch.register_configurables()
-    gin.clear_config()
-    gin.parse_config_files_and_bindings([str(REPO / "gin" / "models" / f"{gin_model}.gin")], [f"VOCAB_SIZE = {vocab_size}"])
-    config_type = decoder.DecoderConfig if gin.get_bindings("DecoderConfig") else t5.T5Config
-    config = config_type(**gin.get_bindings(config_type.__name__))
-    gin.clear_config()
-    return config
+from it_jax.models import decoding  # noqa: E402
 
 
 def measure(config, *, batch_size: int, input_length: int, max_decode_length: int, method: str, repeats: int) -> dict:
@@ -82,7 +70,7 @@ def main() -> None:
     print("| model | cache | tokens/s | median s | compile s |\n|---|---|---|---|---|")
     for name in args.gin_model or ["t5_small", "decoder_tiny"]:
         result = measure(
-            model_config(name, args.vocab_size),
+            launch.gin_model_config(name, [f"VOCAB_SIZE = {args.vocab_size}"]),
             batch_size=args.batch_size,
             input_length=args.input_length,
             max_decode_length=args.max_decode_length,

@@ -34,29 +34,15 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-import gin  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from it_jax import launch  # noqa: E402
 from it_jax import sharding as sharding_lib  # noqa: E402
 from it_jax.models import registry  # noqa: E402
-from it_jax.models.decoder import DecoderConfig  # noqa: E402
-from it_jax.models.t5 import T5Config  # noqa: E402
 from it_jax.train import optimizers  # noqa: E402
 from it_jax.train.state import TrainState, bytes_per_device  # noqa: E402
 from it_jax.train.trainer import Trainer  # noqa: E402
-
-
-def model_config(name: str) -> registry.ModelConfig:
-    """The model config a `gin/models/{name}.gin` file binds."""
-    gin.clear_config()
-    launch.parse_config([f"models/{name}.gin"])
-    for config_class in (T5Config, DecoderConfig):
-        bindings = gin.get_bindings(config_class.__name__)
-        if bindings:
-            return config_class(**bindings)
-    raise ValueError(f"gin/models/{name}.gin binds neither T5Config nor DecoderConfig")
 
 
 def device_bytes(abstract: TrainState) -> tuple[int, int]:
@@ -70,7 +56,7 @@ def device_bytes(abstract: TrainState) -> tuple[int, int]:
 
 
 def measure(name: str, optimizer_name: str, mesh: jax.sharding.Mesh) -> dict[str, object]:
-    config = model_config(name)
+    config = launch.gin_model_config(name)
     schedule = optimizers.make_schedule(base_learning_rate=1e-3, warmup_steps=0, decay="constant")
     optimizer = optimizers.make_optimizer(schedule, name=optimizer_name)
     trainer = Trainer(spec=registry.model_spec(config), optimizer=optimizer, schedule=schedule, mesh=mesh)

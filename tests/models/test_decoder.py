@@ -2,7 +2,6 @@
 
 import pathlib
 
-import gin
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,16 +92,6 @@ def test_features_boundary_reads_prefix_lm_features(model):
     assert Decoder.architecture == "decoder_only"
 
 
-def _parse(path: pathlib.Path) -> DecoderConfig:
-    launch.register_configurables()
-    gin.clear_config()
-    try:
-        gin.parse_config_files_and_bindings([str(path)], [])
-        return DecoderConfig(**gin.get_bindings("DecoderConfig"))
-    finally:
-        gin.clear_config()
-
-
 @pytest.mark.parametrize(
     "name, params",
     [("decoder_tiny", 9_012_352), ("llama3_2_1b", 1_235_814_400), ("qwen2_5_0_5b", 494_032_768)],
@@ -110,6 +99,6 @@ def _parse(path: pathlib.Path) -> DecoderConfig:
 def test_gin_configs_have_the_published_parameter_counts(name, params):
     path = GIN_MODELS / f"{name}.gin"
     assert f"{params:,}" in path.read_text().splitlines()[0]
-    config = _parse(path)
+    config = launch.gin_model_config(name)
     abstract = nnx.eval_shape(lambda: Decoder(config, rngs=nnx.Rngs(0)))
     assert sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param))) == params

@@ -2,19 +2,16 @@
 
 import pathlib
 
-import gin
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from it_jax import sharding
+from it_jax import launch, sharding
 from it_jax.models.t5 import T5, T5Config
 
 GIN_MODELS = pathlib.Path(__file__).resolve().parents[2] / "gin" / "models"
-
-gin.external_configurable(T5Config, name="T5Config")
 
 TINY = T5Config(
     vocab_size=64, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_encoder_layers=2, num_decoder_layers=2
@@ -49,16 +46,6 @@ def model() -> T5:
 
 def random_tokens(seed: int, shape: tuple[int, ...]) -> np.ndarray:
     return np.random.default_rng(seed).integers(2, TINY.vocab_size, size=shape)
-
-
-def parse_t5_config(path: pathlib.Path, bindings: list[str] = ()) -> T5Config:
-    """The `T5Config` a gin file (plus bindings, applied after it) describes."""
-    gin.clear_config()
-    try:
-        gin.parse_config_files_and_bindings([str(path)], list(bindings))
-        return T5Config(**gin.get_bindings("T5Config"))
-    finally:
-        gin.clear_config()
 
 
 def num_params(config: T5Config) -> int:
@@ -201,8 +188,8 @@ def test_sharded_forward_matches_unsharded(model):
 def test_gin_configs(name, dims, params):
     path = GIN_MODELS / f"{name}.gin"
     assert f"{params:,}" in path.read_text().splitlines()[0]
-    config = parse_t5_config(path)
-    overridden = parse_t5_config(path, ["VOCAB_SIZE = 384", "DROPOUT_RATE = 0.05"])
+    config = launch.gin_model_config(name)
+    overridden = launch.gin_model_config(name, ["VOCAB_SIZE = 384", "DROPOUT_RATE = 0.05"])
     assert config.vocab_size == 32128 and config.mlp_activations == ("gelu", "linear")
     fields = ("d_model", "d_ff", "d_kv", "num_heads", "num_encoder_layers", "num_decoder_layers", "dropout_rate")
     assert tuple(getattr(config, f) for f in fields) == dims
