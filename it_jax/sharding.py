@@ -68,6 +68,16 @@ def current_rules() -> AxisRules:
     return _ACTIVE_RULES[-1]
 
 
+def axes_of(entry: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The mesh axes of a rule's or a `PartitionSpec`'s entry (None, one name, or several) as a tuple."""
+    return () if entry is None else (entry,) if isinstance(entry, str) else tuple(entry)
+
+
+def spec_entry(mesh_axes: tuple[str, ...]) -> str | tuple[str, ...] | None:
+    """The `PartitionSpec` entry for a dimension sharded over `mesh_axes` (inverse of `axes_of`)."""
+    return mesh_axes[0] if len(mesh_axes) == 1 else (mesh_axes or None)
+
+
 def logical_to_spec(logical_axes: Sequence[str | None], rules: AxisRules | None = None) -> PartitionSpec:
     """Maps logical axis names to a `PartitionSpec` using the first matching rule for each name.
 
@@ -77,14 +87,7 @@ def logical_to_spec(logical_axes: Sequence[str | None], rules: AxisRules | None 
     rules = current_rules() if rules is None else rules
     table: dict[str, tuple[str, ...]] = {}
     for name, mesh_axes in rules:
-        if name in table:
-            continue
-        if mesh_axes is None:
-            table[name] = ()
-        elif isinstance(mesh_axes, str):
-            table[name] = (mesh_axes,)
-        else:
-            table[name] = tuple(mesh_axes)
+        table.setdefault(name, axes_of(mesh_axes))
     used: set[str] = set()
     spec = []
     for axis in logical_axes:
@@ -95,7 +98,7 @@ def logical_to_spec(logical_axes: Sequence[str | None], rules: AxisRules | None 
             raise KeyError(f"logical axis {axis!r} has no rule; known axes: {sorted(table)}")
         mesh_axes = tuple(a for a in table[axis] if a not in used)
         used.update(mesh_axes)
-        spec.append(mesh_axes[0] if len(mesh_axes) == 1 else (mesh_axes or None))
+        spec.append(spec_entry(mesh_axes))
     return PartitionSpec(*spec)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from it_jax import sharding as sharding_lib
 from it_jax.models.spec import ModelSpec, Params
 from it_jax.train import optimizers
 
@@ -70,24 +71,20 @@ def _reduced_sharding(
     return NamedSharding(param_sharding.mesh, PartitionSpec(*specs.pop()))
 
 
-def _axes(entry: str | tuple[str, ...] | None) -> tuple[str, ...]:
-    return () if entry is None else (entry,) if isinstance(entry, str) else tuple(entry)
-
-
 def _move_axes(spec: tuple[Any, ...], removed: int, shape: tuple[int, ...], mesh: Mesh) -> tuple[Any, ...]:
     """`spec` less dim `removed`, whose mesh axes move onto the largest remaining dim they divide.
 
     Reducing a kernel over its FSDP-sharded `embed` dim would otherwise leave the statistic replicated on
     every device; keeping the mesh axes keeps FSDP's memory at 1/n for the optimizer state too.
     """
-    moved = _axes(spec[removed])
+    moved = sharding_lib.axes_of(spec[removed])
     rest = list(spec[:removed] + spec[removed + 1 :])
     if not moved:
         return tuple(rest)
     for k in sorted(range(len(shape)), key=lambda k: (shape[k], k), reverse=True):
-        axes = _axes(rest[k]) + moved
+        axes = sharding_lib.axes_of(rest[k]) + moved
         if shape[k] % int(np.prod([mesh.shape[a] for a in axes])) == 0:
-            rest[k] = axes if len(axes) > 1 else axes[0]
+            rest[k] = sharding_lib.spec_entry(axes)
             break
     return tuple(rest)
 
@@ -182,11 +179,6 @@ def state_initializer(
             return compiled[0](seed)
 
     return create
-
-
-def create_state(spec: ModelSpec, optimizer: optax.GradientTransformation, mesh: Mesh, *, seed: int) -> TrainState:
-    """Initializes the train state inside `jit`, each array created directly with its sharding."""
-    return state_initializer(spec, optimizer, mesh)(seed)
 
 
 def bytes_per_device(tree: Any) -> dict[jax.Device, int]:
