@@ -20,6 +20,8 @@ INSTALL_REQUIRES = [
     "tqdm==4.70.1",
     "sacrebleu==2.6.0",
     "rouge-score==0.1.2",
+    "scipy==1.17.1",
+    "matplotlib==3.11.2",
     "safetensors==0.8.0",
 ]
 

@@ -22,16 +22,14 @@ import seqio
 from jax.sharding import Mesh
 
 from it_jax import sharding as sharding_lib
-from it_jax.data import mixing, pipeline, sources, tasks, vocab
-from it_jax.evaluation import heldout, report
-from it_jax.evaluation.predictor import Predictor
+from it_jax.data import layout as layout_lib
+from it_jax.data import mixing, pipeline, sources, vocab
+from it_jax.evaluation import evaluate
 from it_jax.models import decoder, registry, t5
 from it_jax.models.spec import ModelSpec
 from it_jax.train import flops, losses, optimizers
 from it_jax.train import trainer as trainer_lib
-from it_jax.train.checkpoints import Checkpointer
 from it_jax.train.periodic_eval import PeriodicEval
-from it_jax.train.state import with_shardings
 
 GIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "gin"
 
@@ -106,19 +104,23 @@ def _check_vocab(config: registry.ModelConfig, vocabulary: seqio.Vocabulary) -> 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """What training and evaluation share: the model, its vocabulary, lengths and the task modules."""
+    """What training and evaluation share: the model, its vocabulary and prompt layout, lengths, task modules."""
 
     model_dir: str
     model_config: registry.ModelConfig
     vocabulary: seqio.Vocabulary
     task_modules: Sequence[str]
     task_feature_lengths: Mapping[str, int]
+    layout: layout_lib.PromptLayout
 
     def metadata(self) -> dict[str, Any]:
+        """Recorded with every checkpoint: enough to evaluate or serve the run without its gin files."""
         return {
             "architecture": registry.architecture(self.model_config),
             "model_config": registry.config_to_dict(self.model_config),
             "vocabulary": type(self.vocabulary).__name__,
+            "vocabulary_spec": vocab.describe(self.vocabulary),
+            "layout": self.layout.to_dict(),
             "task_feature_lengths": dict(self.task_feature_lengths),
         }
 
@@ -132,12 +134,23 @@ def make_run_config(
     task_modules: Sequence[str] = ("mixtures.synthetic",),
     task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
     data_dir: str | None = None,
+    layout: layout_lib.PromptLayout | None = None,
 ) -> RunConfig:
-    """The shared run settings; `data_dir` (if given) is where TFDS-backed tasks read local JSONL mirrors."""
+    """The shared run settings; `data_dir` (if given) is where TFDS-backed tasks read local JSONL mirrors.
+
+    `layout` (how inputs and targets become model tokens) defaults to the architecture's (see
+    `it_jax.data.layout.default_layout`); a decoder fine-tuned from Hugging Face keeps `causal_lm(bos_id)`.
+    """
     _check_vocab(model_config, vocabulary)
     if data_dir:
         os.environ[sources.DATA_DIR_ENV] = os.path.abspath(data_dir)
-    return RunConfig(model_dir, model_config, vocabulary, tuple(task_modules), dict(task_feature_lengths))
+    architecture = registry.architecture(model_config)
+    layout = layout or layout_lib.default_layout(architecture, vocabulary)
+    if layout.architecture != architecture:
+        raise ValueError(f"layout {layout.architecture!r} does not fit the model's architecture {architecture!r}")
+    return RunConfig(
+        model_dir, model_config, vocabulary, tuple(task_modules), dict(task_feature_lengths), layout
+    )
 
 
 @gin.configurable("train_run", denylist=["run"])
@@ -220,7 +233,7 @@ def train_run(
         return pipeline.host_batches(
             task,
             task_feature_lengths=run.task_feature_lengths,
-            architecture=registry.architecture(run.model_config),
+            layout=run.layout,
             batch_size=batch_size,
             split=split,
             pack=pack,
@@ -269,38 +282,36 @@ def eval_run(
     spec: ModelSpec,
     cluster: str | None = None,
     tasks_to_eval: Sequence[str] = (),
+    mixture: str | None = None,
+    variants: Sequence[str] | None = None,
     split: str = "validation",
     max_examples: int | None = None,
     batch_size: int = 64,
+    length_normalize: bool = False,
+    mesh: Mesh | None = None,
+    step: int | None = None,
 ) -> str:
-    """Evaluates every template of the held-out `cluster`'s tasks (or `tasks_to_eval`); writes the report."""
+    """Evaluates every answer template of the held-out `cluster`'s tasks (or `tasks_to_eval`, or a
+    `mixture`'s tasks) in `variants` (default: each task's own); writes `<model_dir>/eval/`."""
     _import_modules(run.task_modules)
-    names = list(tasks_to_eval) or [info.name for info in tasks.registered_tasks(cluster)]
-    if not names:
-        raise ValueError(f"no tasks to evaluate: cluster {cluster!r} has no registered tasks")
-    predictor = Predictor(
+    names = evaluate.select_tasks(cluster=cluster, mixture=mixture, tasks=tasks_to_eval)
+    title = f"Evaluation ({split}): " + (f"held-out cluster `{cluster}`" if cluster else ", ".join(names))
+    _, markdown = evaluate.evaluate_model(
         spec=spec,
         params=params,
         vocabulary=run.vocabulary,
-        input_length=run.task_feature_lengths["inputs"],
-        target_length=run.task_feature_lengths["targets"],
+        layout=run.layout,
+        task_names=names,
+        task_feature_lengths=run.task_feature_lengths,
+        output_dir=pathlib.Path(run.model_dir) / "eval",
+        title=title,
+        variants=variants,
+        split=split,
+        max_examples=max_examples,
         batch_size=batch_size,
+        length_normalize=length_normalize,
+        mesh=mesh,
+        checkpoint=run.model_dir,
+        step=step,
     )
-    results = heldout.evaluate_tasks(predictor, names, split=split, max_examples=max_examples)
-    title = f"Zero-shot evaluation ({split}): " + (f"held-out cluster `{cluster}`" if cluster else ", ".join(names))
-    return report.write_report(results, pathlib.Path(run.model_dir) / "eval", title=title)
-
-
-def restore_params(run: RunConfig, mesh: Mesh | None = None) -> tuple[ModelSpec, Any]:
-    """The parameters of the latest checkpoint in `run.model_dir`, sharded by the rules over `mesh`."""
-    spec = model_spec(run.model_config)
-    mesh = mesh or sharding_lib.create_mesh(data=-1)
-    target = with_shardings(spec.abstract_state.to_pure_dict(), spec.param_shardings(mesh))
-    checkpointer = Checkpointer(pathlib.Path(run.model_dir) / "checkpoints")
-    try:
-        step = checkpointer.latest_step()
-        params = checkpointer.restore_params(target, step)
-    finally:
-        checkpointer.close()
-    print(f"Restored step {step} from {checkpointer.directory}", flush=True)
-    return spec, params
+    return markdown

@@ -24,13 +24,7 @@ def parse_args(
     parser.add_argument("--model_dir", help="checkpoints, metrics and eval reports go here")
     parser.add_argument("--data_dir", help="local JSONL mirrors of TFDS datasets (instead of TFDS downloads)")
     if multi_process:
-        parser.add_argument(
-            "--coordinator_address",
-            help="host:port of process 0 for a multi-process run, or 'auto' (Cloud TPU, Slurm); "
-            "default: $IT_JAX_COORDINATOR_ADDRESS or $JAX_COORDINATOR_ADDRESS, else a single process",
-        )
-        parser.add_argument("--num_processes", type=int, help="processes in a multi-process run")
-        parser.add_argument("--process_id", type=int, help="this process's index in a multi-process run")
+        add_multi_process_flags(parser)
     args = parser.parse_args()
     if not args.gin_file:
         if default_gin_file is None:
@@ -41,6 +35,17 @@ def parse_args(
     if args.data_dir:
         args.gin_bindings.append(f"run_config.data_dir = '{args.data_dir}'")
     return args
+
+
+def add_multi_process_flags(parser: argparse.ArgumentParser) -> None:
+    """--coordinator_address, --num_processes, --process_id (see `it_jax.train.distributed.initialize`)."""
+    parser.add_argument(
+        "--coordinator_address",
+        help="host:port of process 0 for a multi-process run, or 'auto' (Cloud TPU, Slurm); "
+        "default: $IT_JAX_COORDINATOR_ADDRESS or $JAX_COORDINATOR_ADDRESS, else a single process",
+    )
+    parser.add_argument("--num_processes", type=int, help="processes in a multi-process run")
+    parser.add_argument("--process_id", type=int, help="this process's index in a multi-process run")
 
 
 def quiet_tensorflow() -> None:

@@ -62,10 +62,11 @@ def import_checkpoint(args: argparse.Namespace) -> str:
     if args.from_hf:
         config, params = hf.from_hf(args.from_hf, param_dtype=args.param_dtype, scan_layers=args.scan_layers)
         vocab = args.vocab or hf.find_vocabulary(args.from_hf)
+        layout = hf.layout_from_hf(args.from_hf)
     else:
         overrides = {"param_dtype": args.param_dtype} if args.param_dtype else None
         config, params = t5x.from_t5x(args.from_t5x, overrides=overrides, scan_layers=args.scan_layers)
-        vocab = args.vocab
+        vocab, layout = args.vocab, None
     vocab = None if vocab is None else str(vocab)
     extra_ids = default_extra_ids(config, vocab) if args.extra_ids is None else args.extra_ids
     if vocab is not None:
@@ -75,7 +76,9 @@ def import_checkpoint(args: argparse.Namespace) -> str:
                 f"error: {vocab} has {pieces} pieces; with {extra_ids} extra ids that exceeds the model's "
                 f"vocabulary of {config.vocab_size}; pass a smaller --extra_ids or the right --vocab"
             )
-    out = pretrained.save_pretrained(args.out, config=config, params=params, vocabulary_path=vocab, extra_ids=extra_ids)
+    out = pretrained.save_pretrained(
+        args.out, config=config, params=params, vocabulary_path=vocab, extra_ids=extra_ids, layout=layout
+    )
     vocabulary = f"{pathlib.Path(vocab).name} + {extra_ids} extra ids" if vocab else "none recorded (pass --vocab)"
     return (
         f"family: {registry.family(config)}\nparameters: {tree.num_params(params):,}\n"

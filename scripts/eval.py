@@ -1,19 +1,115 @@
-"""Evaluate the latest checkpoint of a run zero-shot, template by template; writes MODEL_DIR/eval/results.{json,md}.
+"""Evaluate any model directory zero- or few-shot, template by template: a training run or a pretrained directory.
 
-  python scripts/eval.py --gin_file=gin/runs/demo.gin --model_dir=/tmp/demo
+  python scripts/eval.py --checkpoint runs/demo --cluster entailment
+  python scripts/eval.py --checkpoint /tmp/flan_t5_small --tasks flan2021_rte,flan2021_snli \\
+      --variants zs_opt,fs_opt --data_dir ../shared/data/tfds_jsonl --max_examples 200
+
+A run directory records its model, vocabulary, prompt layout and lengths with each checkpoint; a pretrained
+directory (scripts/convert_checkpoint.py) its model, vocabulary and layout. Writes results.json, results.md
+and predictions/<task>__<variant>__t<template>.jsonl under --output_dir (default: DIR/eval). On several
+hosts, run it on each with the multi-process flags of scripts/train.py; each scores its share, process 0
+writes.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import os
+import pathlib
+
 import _cli
 
-ARGS = _cli.parse_args(__doc__.splitlines()[0], default_gin_file="runs/demo.gin")
-_cli.quiet_tensorflow()
+DEFAULT_MODULES = ("mixtures.synthetic", "mixtures.flan2021", "mixtures.cot")
 
-from it_jax import launch  # noqa: E402
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="run directory or pretrained-model directory")
+    parser.add_argument("--step", type=int, help="run directories: the step to evaluate (default: the latest)")
+    what = parser.add_argument_group("what to evaluate (one of)")
+    what.add_argument("--tasks", help="comma-separated task names")
+    what.add_argument("--cluster", help="every registered task of this cluster")
+    what.add_argument("--mixture", help="every task of this seqio mixture")
+    parser.add_argument("--variants", help="comma-separated from zs_opt,zs_noopt,fs_opt,fs_noopt (default: each task's)")
+    parser.add_argument("--split", default="validation")
+    parser.add_argument("--max_examples", type=int, help="first N examples of each template")
+    parser.add_argument("--task_module", action="append", help=f"module registering tasks (default {DEFAULT_MODULES})")
+    parser.add_argument("--data_dir", help="local JSONL mirrors of TFDS datasets")
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--inputs_length", type=int, help="default: the run's, else 512")
+    parser.add_argument("--targets_length", type=int, help="also the decoding length; default: the run's, else 64")
+    parser.add_argument("--length_normalize", action="store_true", help="rank options by mean token log-likelihood")
+    parser.add_argument("--exclude_contaminated", help="JSON of scripts/decontaminate.py: leave those examples out")
+    parser.add_argument("--decode", choices=("greedy", "sample", "beam"), default="greedy")
+    parser.add_argument("--beam_size", type=int, default=4)
+    parser.add_argument("--length_penalty", type=float, default=0.6)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top_k", type=int, default=0)
+    parser.add_argument("--top_p", type=float, default=1.0)
+    parser.add_argument("--vocab", help="pretrained directories: SentencePiece model overriding the stored one")
+    parser.add_argument("--output_dir", help="default: CHECKPOINT/eval")
+    _cli.add_multi_process_flags(parser)
+    args = parser.parse_args(argv)
+    if sum(bool(x) for x in (args.tasks, args.cluster, args.mixture)) != 1:
+        parser.error("give exactly one of --tasks, --cluster, --mixture")
+    return args
+
+
+def decode_options(args: argparse.Namespace) -> dict:
+    """`decoding.generate` options from the flags."""
+    options = {"method": args.decode}
+    if args.decode == "beam":
+        options.update(beam_size=args.beam_size, length_penalty=args.length_penalty)
+    elif args.decode == "sample":
+        options.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    return options
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.data_dir:
+        os.environ["IT_JAX_DATA_DIR"] = os.path.abspath(args.data_dir)
+    _cli.quiet_tensorflow()
+    from it_jax.evaluation import decontamination, evaluate, loading
+    from it_jax.train import distributed
+
+    distributed.initialize(
+        coordinator_address=args.coordinator_address, num_processes=args.num_processes, process_id=args.process_id
+    )
+    for module in args.task_module or DEFAULT_MODULES:
+        importlib.import_module(module)
+    names = evaluate.select_tasks(
+        cluster=args.cluster, mixture=args.mixture, tasks=args.tasks.split(",") if args.tasks else ()
+    )
+    model = loading.load_model(args.checkpoint, step=args.step, vocabulary_path=args.vocab)
+    lengths = dict(model.task_feature_lengths or {"inputs": 512, "targets": 64})
+    lengths.update({k: v for k, v in (("inputs", args.inputs_length), ("targets", args.targets_length)) if v})
+    excluded = decontamination.load_excluded(args.exclude_contaminated) if args.exclude_contaminated else None
+    output_dir = pathlib.Path(args.output_dir or pathlib.Path(args.checkpoint) / "eval")
+    step = f" step {model.step}" if model.step is not None else ""
+    print(f"Loaded {model.path}{step}: {model.layout.architecture} layout; evaluating {len(names)} tasks", flush=True)
+    _, markdown = evaluate.evaluate_model(
+        spec=model.spec,
+        params=model.params,
+        vocabulary=model.vocabulary,
+        layout=model.layout,
+        task_names=names,
+        task_feature_lengths=lengths,
+        output_dir=output_dir,
+        title=f"Evaluation ({args.split}): " + (args.cluster or args.mixture or ", ".join(names)),
+        variants=args.variants.split(",") if args.variants else None,
+        split=args.split,
+        max_examples=args.max_examples,
+        batch_size=args.batch_size,
+        decode=decode_options(args),
+        length_normalize=args.length_normalize,
+        excluded=excluded,
+        checkpoint=model.path,
+        step=model.step,
+    )
+    print(markdown)
+
 
 if __name__ == "__main__":
-    launch.parse_config(ARGS.gin_file, ARGS.gin_bindings)
-    run = launch.make_run_config()
-    spec, params = launch.restore_params(run)
-    print(launch.eval_run(run, params=params, spec=spec))
+    main()

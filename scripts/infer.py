@@ -1,18 +1,15 @@
-"""Run a converted or exported model on a JSONL file: generate predictions or score targets.
+"""Run a model directory on a JSONL file: generate predictions or score targets.
 
   python scripts/infer.py --checkpoint CKPT_DIR --input_file IN.jsonl --output_file OUT.jsonl --mode predict
   python scripts/infer.py --checkpoint CKPT_DIR --input_file IN.jsonl --output_file OUT.jsonl --mode score
 
-CKPT_DIR is a pretrained-model directory (`scripts/convert_checkpoint.py` writes them): `model.json`,
-`params/` and the SentencePiece model. Each input line is {"inputs": str, "targets": str} ("targets" is
-needed to score). Each output line repeats its input line and adds "prediction" (predict) or "score"
-(score): the sum of the target tokens' log-probabilities given the inputs.
+CKPT_DIR is a pretrained-model directory (`scripts/convert_checkpoint.py` writes them: `model.json`,
+`params/`, the SentencePiece model) or a training run's directory. Each input line is {"inputs": str,
+"targets": str} ("targets" is needed to score). Each output line repeats its input line and adds
+"prediction" (predict) or "score" (score): the sum of the target tokens' log-probabilities given the inputs.
 
-Tokenization follows each family's training conventions:
-- encoder-decoder (T5): inputs + EOS into the encoder; targets + EOS are scored (EOS counts, as in the
-  training loss); generation starts from the pad id 0 and stops at EOS.
-- decoder-only: BOS (when the vocabulary defines one) + inputs is the prompt; targets + EOS follow it back
-  to back and only they are scored; generation continues the prompt and stops at EOS.
+Text becomes tokens as in training and evaluation: inputs and targets are tokenized with EOS appended, and
+the model's prompt layout (recorded with it; see `it_jax.data.layout`) builds the prompt.
 """
 
 from __future__ import annotations
@@ -25,10 +22,8 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from it_jax.convert import pretrained as pretrained_lib  # noqa: E402
-from it_jax.evaluation.predictor import Predictor  # noqa: E402
-from it_jax.models import registry  # noqa: E402
-from it_jax.models.spec import ModelSpec  # noqa: E402
+from it_jax.evaluation import loading  # noqa: E402
+from it_jax.evaluation import predictor as predictor_lib  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,44 +66,33 @@ def read_examples(path: pathlib.Path, *, need_targets: bool) -> list[dict]:
     return examples
 
 
-def _padded_length(lengths: list[int], limit: int) -> int:
-    """The longest length rounded up to a multiple of 16 (fewer recompilations), at most `limit`."""
-    return min(limit, -(-max(lengths) // 16) * 16)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    model = pretrained_lib.load_pretrained(args.checkpoint)
-    vocabulary = pretrained_lib.make_vocabulary(model, args.vocab)
-    if vocabulary is None:
-        raise SystemExit(f"{args.checkpoint} stores no vocabulary: pass --vocab PATH (a SentencePiece model)")
+    model = loading.load_model(args.checkpoint, vocabulary_path=args.vocab)
+    vocabulary = model.vocabulary
     examples = read_examples(pathlib.Path(args.input_file), need_targets=args.mode == "score")
-    inputs = [ex["inputs"] for ex in examples]
-    # Room for BOS/EOS beside the text's tokens.
-    input_length = _padded_length([len(vocabulary.encode(text)) + 2 for text in inputs], args.max_input_length)
-    if args.mode == "score":
-        target_length = _padded_length([len(vocabulary.encode(ex["targets"])) + 1 for ex in examples], 1 << 20)
-    else:
-        target_length = args.max_decode_length
+    inputs = [predictor_lib.tokenize(vocabulary, ex["inputs"], args.max_input_length) for ex in examples]
     decode = {"method": args.decode}
     if args.decode == "beam":
         decode.update(beam_size=args.beam_size, length_penalty=args.length_penalty)
     elif args.decode == "sample":
         decode.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
-    predictor = Predictor(
-        spec=ModelSpec.create(lambda rngs: registry.build(model.config, rngs)),
+    predictor = predictor_lib.Predictor(
+        spec=model.spec,
         params=model.params,
-        vocabulary=vocabulary,
-        input_length=input_length,
-        target_length=target_length,
+        layout=model.layout,
+        eos_id=vocabulary.eos_id,
         batch_size=min(args.batch_size, len(examples)),
+        max_decode_length=args.max_decode_length,
         decode=decode,
         seed=args.seed,
     )
     if args.mode == "score":
-        outputs = [{"score": float(s)} for s in predictor.score(inputs, [ex["targets"] for ex in examples])]
+        targets = [predictor_lib.tokenize(vocabulary, ex["targets"], 1 << 20) for ex in examples]
+        outputs = [{"score": float(s)} for s in predictor.score(inputs, targets)]
     else:
-        outputs = [{"prediction": text} for text in predictor.generate(inputs)]
+        texts = predictor_lib.decode_texts(vocabulary, predictor.generate(inputs))
+        outputs = [{"prediction": text} for text in texts]
     out = pathlib.Path(args.output_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as f:

@@ -28,7 +28,8 @@ def main(*, evaluate: bool = True) -> None:
     run = launch.make_run_config()
     state, trainer = launch.train_run(run)
     if evaluate:
-        print(launch.eval_run(run, params=state.params, spec=trainer.spec))
+        step = int(state.step)
+        print(launch.eval_run(run, params=state.params, spec=trainer.spec, mesh=trainer.mesh, step=step))
 
 
 if __name__ == "__main__":

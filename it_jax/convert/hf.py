@@ -461,6 +461,15 @@ def to_hf(
         shutil.copyfile(vocabulary_path, out_dir / VOCABULARY_FILES[registry.family(config)])
 
 
+def layout_from_hf(hf_dir: str | pathlib.Path) -> dict[str, Any]:
+    """The prompt layout (a `PromptLayout` dict) a Hugging Face model was trained with: T5's, or a causal
+    LM's (its `bos_token_id`, if any, then inputs and targets back to back)."""
+    hf = read_config(hf_dir)
+    if hf.get("model_type") in ("t5", "mt5", "umt5"):
+        return {"architecture": "encoder_decoder", "start_id": 0, "inputs_eos": True}
+    return {"architecture": "decoder_only", "start_id": hf.get("bos_token_id"), "inputs_eos": False}
+
+
 def find_vocabulary(hf_dir: str | pathlib.Path) -> pathlib.Path | None:
     """The directory's SentencePiece model (`spiece.model` or `tokenizer.model`), if it has a loadable one.
 

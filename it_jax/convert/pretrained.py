@@ -2,11 +2,13 @@
 
 Layout:
   model.json   {"format": "it_jax.pretrained", "version": 1, "model_config": {...},
-                "vocabulary": {"file": "spiece.model" or null, "extra_ids": N}}
+                "vocabulary": {"file": "spiece.model" or null, "extra_ids": N},
+                "layout": {"architecture": ..., "start_id": ..., "inputs_eos": ...} (optional)}
   params/      the parameters (a pure dict) as an Orbax checkpoint
   <vocabulary> a copy of the SentencePiece model, when there is one
 
-The model config is `registry.config_to_dict`'s; the vocabulary is `seqio.SentencePieceVocabulary(file,
+The model config is `registry.config_to_dict`'s; the layout is `it_jax.data.layout.PromptLayout.to_dict`'s
+(how prompts are built: absent, the default layout of the architecture and vocabulary); the vocabulary is `seqio.SentencePieceVocabulary(file,
 extra_ids)` (T5 and Flan-T5: the 32,000-piece T5 model with 100 extra ids).
 """
 
@@ -44,12 +46,14 @@ class Pretrained:
       params: pure-dict parameters: numpy arrays, or jax arrays when loaded with shardings.
       vocabulary_path: the SentencePiece model inside the directory, or None (no vocabulary recorded).
       extra_ids: sentinel ids appended to the SentencePiece vocabulary.
+      layout: the recorded prompt layout (a `PromptLayout` dict), or None.
     """
 
     config: registry.ModelConfig
     params: tree.Params
     vocabulary_path: str | None
     extra_ids: int
+    layout: dict[str, Any] | None = None
 
 
 def save_pretrained(
@@ -59,6 +63,7 @@ def save_pretrained(
     params: Mapping[str | int, Any],
     vocabulary_path: str | pathlib.Path | None,
     extra_ids: int = 0,
+    layout: Mapping[str, Any] | None = None,
 ) -> pathlib.Path:
     """Writes `config`, `params` and a copy of the SentencePiece file into a new (or empty) `directory`.
 
@@ -88,6 +93,8 @@ def save_pretrained(
         "model_config": registry.config_to_dict(config),
         "vocabulary": {"file": vocabulary_file, "extra_ids": extra_ids},
     }
+    if layout is not None:
+        metadata["layout"] = dict(layout)
     # Written last: a directory with model.json is complete.
     (directory / MODEL_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return directory
@@ -196,7 +203,7 @@ def load_pretrained(directory: str | pathlib.Path, *, shardings: Mapping[str | i
         params = _restore(checkpointer, directory / PARAMS_DIR, expected, shardings)
     finally:
         checkpointer.close()
-    return Pretrained(config, params, vocabulary_path, int(vocabulary.get("extra_ids", 0)))
+    return Pretrained(config, params, vocabulary_path, int(vocabulary.get("extra_ids", 0)), metadata.get("layout"))
 
 
 def make_vocabulary(

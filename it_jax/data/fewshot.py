@@ -28,6 +28,11 @@ class Variant:
     def few_shot(self) -> bool:
         return self.num_shots > 0
 
+    @property
+    def name(self) -> str:
+        """"zs_opt", "zs_noopt", "fs_opt" or "fs_noopt" (the zero-shot-with-options variant has no suffix)."""
+        return self.suffix.lstrip("_") or "zs_opt"
+
 
 ZERO_SHOT = Variant("")
 VARIANTS = (
@@ -36,6 +41,14 @@ VARIANTS = (
     Variant("_fs_opt", num_shots=3),
     Variant("_fs_noopt", with_options=False, num_shots=3),
 )
+
+
+def variant_named(name: str) -> Variant:
+    """The variant called `name` (see `Variant.name`)."""
+    for variant in VARIANTS:
+        if variant.name == name:
+            return variant
+    raise ValueError(f"unknown prompt variant {name!r}; choose from {[v.name for v in VARIANTS]}")
 
 
 def choose_exemplars(key: str, index: int, *, pool_size: int, num_shots: int, exclude: int | None) -> list[int]:

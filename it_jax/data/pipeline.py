@@ -1,7 +1,7 @@
 """From a task or mixture to host batches of model features (the feature-converter boundary).
 
-Tasks produce `inputs`/`targets`; a model declares its architecture, and the matching SeqIO feature
-converter turns task features into model features (packing sequences with segment ids and positions).
+Tasks produce `inputs`/`targets`; a model's prompt layout (`it_jax.data.layout`) picks the feature converter
+that turns task features into model features (packing sequences with segment ids and positions).
 Each host reads its own shard of the data (`seqio.ShardInfo`) and yields numpy batches of its share of the
 global batch; the trainer assembles them into global arrays.
 """
@@ -13,25 +13,14 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import seqio
 
-FEATURE_CONVERTERS: dict[str, type[seqio.FeatureConverter]] = {
-    "encoder_decoder": seqio.EncDecFeatureConverter,
-    "decoder_only": seqio.DecoderFeatureConverter,
-    "prefix_lm": seqio.PrefixLMFeatureConverter,
-}
-
-
-def feature_converter(architecture: str, *, pack: bool) -> seqio.FeatureConverter:
-    """The SeqIO feature converter producing the features a model of `architecture` consumes."""
-    if architecture not in FEATURE_CONVERTERS:
-        raise ValueError(f"unknown architecture {architecture!r}; known: {sorted(FEATURE_CONVERTERS)}")
-    return FEATURE_CONVERTERS[architecture](pack=pack)
+from it_jax.data.layout import PromptLayout, feature_converter
 
 
 def host_batches(
     mixture_or_task: str,
     *,
     task_feature_lengths: Mapping[str, int],
-    architecture: str,
+    layout: PromptLayout,
     batch_size: int,
     split: str = "train",
     pack: bool = True,
@@ -52,7 +41,7 @@ def host_batches(
     dataset = seqio.get_dataset(
         mixture_or_task,
         task_feature_lengths=dict(task_feature_lengths),
-        feature_converter=feature_converter(architecture, pack=pack),
+        feature_converter=feature_converter(layout, pack=pack),
         dataset_split=split,
         shuffle=shuffle,
         num_epochs=None if repeat else 1,

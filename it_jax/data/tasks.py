@@ -8,7 +8,9 @@ and, for classification tasks, `my_nli_scoring` (rank classification: one exampl
 facts about a task (cluster, templates, options, metrics) are kept in a `TaskInfo`, see `task_info`.
 
 Each task yields the features `inputs`, `targets` (tokenized, EOS appended, with `*_pretokenized` copies),
-`options` (the answer options, empty for generation tasks), `template` (template index) and `task`.
+`options` (the answer options, empty for generation tasks), `references` (every acceptable target: the
+rendered target first, then the target rendered with each other answer a preprocessor lists in `answers`),
+`template` (template index), `idx` (the example's index in its split) and `task`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import tensorflow as tf
 from it_jax.data import fewshot
 from it_jax.data import sources as sources_lib
 from it_jax.data import vocab as vocab_lib
-from it_jax.data.templates import OPTIONS_FIELD, Template, TemplateError, as_templates
+from it_jax.data.templates import ANSWER_FIELD, OPTIONS_FIELD, REFERENCES_FIELD, Template, TemplateError, as_templates
 
 Preprocessor = Callable[[sources_lib.Example], sources_lib.Example]
 MetricFn = Callable[[Sequence[str], Sequence[str]], Mapping[str, float]]
@@ -108,13 +110,16 @@ class TaskInfo:
         for j, example in enumerate(self._examples(split)):
             k = j % len(self.templates) if template_index is None else template_index
             fields = self.fields(example, j)
-            rendered = self.templates[k].render(fields, with_options=variant.with_options)
+            template = self.templates[k]
+            rendered = template.render(fields, with_options=variant.with_options)
             if variant.few_shot:
                 rendered["inputs"] = self._few_shot_inputs(split, j, k, rendered["inputs"], variant)
             yield {
                 **rendered,
                 "options": [str(o) for o in fields.get(OPTIONS_FIELD) or ()],
+                "references": references(template, fields, rendered["targets"]),
                 "template": k,
+                "idx": j,
                 "task": self.name,
             }
 
@@ -142,14 +147,28 @@ class TaskInfo:
         return n
 
 
+def references(template: Template, fields: Mapping[str, Any], target: str) -> list[str]:
+    """Every acceptable target of an example: `target`, then the target rendered with each other answer
+    in the `answers` field (e.g. NQ's or SQuAD's alternative answers), without duplicates."""
+    result = [target]
+    for answer in fields.get(REFERENCES_FIELD) or ():
+        rendered = template.render({**fields, ANSWER_FIELD: answer})["targets"]
+        if rendered not in result:
+            result.append(rendered)
+    return result
+
+
 _TASK_INFOS: dict[str, TaskInfo] = {}
 _INFO_BY_SEQIO_TASK: dict[str, TaskInfo] = {}  # every seqio task registered for a TaskInfo
+_VARIANT_BY_SEQIO_TASK: dict[str, fewshot.Variant | None] = {}  # None: the rank-classification scoring task
 
 _OUTPUT_SIGNATURE = {
     "inputs": tf.TensorSpec([], tf.string),
     "targets": tf.TensorSpec([], tf.string),
     "options": tf.TensorSpec([None], tf.string),
+    "references": tf.TensorSpec([None], tf.string),
     "template": tf.TensorSpec([], tf.int32),
+    "idx": tf.TensorSpec([], tf.int32),
     "task": tf.TensorSpec([], tf.string),
 }
 
@@ -205,6 +224,18 @@ def _dataset_fn(info: TaskInfo, template_index: int | None, variant: fewshot.Var
     return dataset_fn
 
 
+def _task_kwargs(
+    info: TaskInfo, template_index: int | None, vocabulary: seqio.Vocabulary, variant: fewshot.Variant | None
+) -> dict[str, Any]:
+    """What makes a seqio task of `info`: its templated source, tokenization and metrics."""
+    return dict(
+        source=_TemplatedSource(info, template_index, variant),
+        preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
+        output_features=vocab_lib.output_features(vocabulary),
+        metric_fns=list(info.metrics),
+    )
+
+
 def _register_seqio_task(
     name: str,
     info: TaskInfo,
@@ -214,13 +245,17 @@ def _register_seqio_task(
 ) -> seqio.Task:
     seqio.TaskRegistry.remove(name)
     _INFO_BY_SEQIO_TASK[name] = info
-    return seqio.TaskRegistry.add(
-        name,
-        source=_TemplatedSource(info, template_index, variant),
-        preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
-        output_features=vocab_lib.output_features(vocabulary),
-        metric_fns=list(info.metrics),
-    )
+    _VARIANT_BY_SEQIO_TASK[name] = variant
+    return seqio.TaskRegistry.add(name, **_task_kwargs(info, template_index, vocabulary, variant))
+
+
+def eval_task(
+    info: TaskInfo, template_index: int, variant: fewshot.Variant, vocabulary: seqio.Vocabulary
+) -> seqio.Task:
+    """An unregistered seqio task of one template in one prompt variant, tokenized with `vocabulary`: what
+    the evaluator reads (the registered tasks spread examples over templates)."""
+    name = f"{info.name}{variant.suffix}_eval_template_{template_index}"
+    return seqio.Task(name, **_task_kwargs(info, template_index, vocabulary, variant))
 
 
 def register_task(
@@ -287,6 +322,12 @@ def task_info(name: str) -> TaskInfo:
     if name not in _INFO_BY_SEQIO_TASK:
         raise KeyError(f"no instruction task {name!r} is registered; known: {sorted(_TASK_INFOS)[:20]}...")
     return _INFO_BY_SEQIO_TASK[name]
+
+
+def task_variant(name: str) -> fewshot.Variant:
+    """The prompt variant a registered seqio task renders (zero-shot with options for the scoring task)."""
+    task_info(name)
+    return _VARIANT_BY_SEQIO_TASK[name] or fewshot.ZERO_SHOT
 
 
 def registered_tasks(cluster: str | None = None) -> tuple[TaskInfo, ...]:

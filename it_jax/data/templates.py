@@ -19,6 +19,8 @@ from typing import Any
 
 OPTIONS_PLACEHOLDER = "options_"
 OPTIONS_FIELD = "options"
+ANSWER_FIELD = "answer"  # the field a task's answer templates render as their target
+REFERENCES_FIELD = "answers"  # optional: every acceptable answer (the first is usually `answer`)
 
 
 class TemplateError(ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import seqio
 
@@ -24,6 +25,17 @@ def make_vocabulary(*, sentencepiece_model: str | None = None, extra_ids: int = 
     if not os.path.isfile(sentencepiece_model):
         raise FileNotFoundError(f"SentencePiece model not found: {sentencepiece_model}")
     return seqio.SentencePieceVocabulary(sentencepiece_model, extra_ids=extra_ids)
+
+
+def describe(vocabulary: seqio.Vocabulary) -> dict[str, Any]:
+    """What `make_vocabulary` needs to rebuild `vocabulary` (recorded with a run's checkpoints)."""
+    vocabulary = getattr(vocabulary, "current", vocabulary)
+    if isinstance(vocabulary, seqio.SentencePieceVocabulary):
+        path = os.path.abspath(vocabulary.sentencepiece_model_file)
+        return {"sentencepiece_model": path, "extra_ids": vocabulary.extra_ids}
+    if isinstance(vocabulary, seqio.ByteVocabulary):
+        return {"sentencepiece_model": None, "extra_ids": vocabulary.extra_ids}
+    raise TypeError(f"cannot record a {type(vocabulary).__name__}; use make_vocabulary's vocabularies")
 
 
 class _RunVocabulary(seqio.Vocabulary):

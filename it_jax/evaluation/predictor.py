@@ -1,132 +1,183 @@
-"""Batched model calls on text: scoring targets, rank classification over options, and generation.
+"""Batched model calls on token ids: scoring targets, rank classification over options, generation.
 
-Text becomes ids the way each family was trained:
-- encoder-decoder: inputs and targets each encoded with EOS appended, 0-padded (T5's conventions);
-- decoder-only: the prompt is BOS (when the vocabulary defines one) then the inputs; targets follow
-  back to back with EOS appended; only target tokens are scored.
+Prompts are built from seqio-tokenized inputs (EOS appended) by the model's `PromptLayout`, the one
+definition training uses too. Work is split over hosts: examples are sorted by length and cut into global
+batches, each padded to a length bucket (a power of two, not the maximum feature length); every host fills
+its rows of each global batch, the jitted call runs on the mesh with the parameters as they are sharded,
+and its outputs come back replicated, so every host holds every result.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 import seqio
-from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from it_jax import sharding as sharding_lib
+from it_jax.data.layout import PromptLayout
 from it_jax.models import decoding, scoring
 from it_jax.models.spec import ModelSpec
 
-
-def encode(vocabulary: seqio.Vocabulary, texts: Sequence[str], length: int) -> np.ndarray:
-    """Token ids of `texts`, truncated to leave room for EOS, EOS appended, 0-padded to `length`."""
-    rows = np.zeros((len(texts), length), np.int32)
-    for i, text in enumerate(texts):
-        ids = list(vocabulary.encode(text))[: length - 1] + [vocabulary.eos_id]
-        rows[i, : len(ids)] = ids
-    return rows
+Ids = Sequence[int]
+MIN_BUCKET = 8
 
 
-def encode_prompts(vocabulary: seqio.Vocabulary, texts: Sequence[str], length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decoder-only prompts: [BOS] + ids, keeping the last `length` tokens; right-padded, with lengths."""
-    bos = vocabulary.bos_id
-    rows, lengths = np.zeros((len(texts), length), np.int32), np.zeros((len(texts),), np.int32)
-    for i, text in enumerate(texts):
-        ids = ([bos] if bos is not None and bos >= 0 else []) + list(vocabulary.encode(text))
-        ids = ids[-length:]
-        if not ids:
-            raise ValueError(f"prompt {i} is empty and the vocabulary has no BOS: nothing to condition on")
-        rows[i, : len(ids)], lengths[i] = ids, len(ids)
-    return rows, lengths
+def tokenize(vocabulary: seqio.Vocabulary, text: str, length: int) -> list[int]:
+    """seqio's tokenization of a task feature: ids truncated to leave room for EOS, then EOS."""
+    return list(vocabulary.encode(text))[: length - 1] + [vocabulary.eos_id]
 
 
-def _batched(fn: Callable[..., Any], arrays: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
-    """Applies `fn` to fixed-size batches (padding the last with copies of row 0), so it compiles once."""
-    n = len(arrays[0])
-    outputs = []
-    for start in range(0, n, batch_size):
-        chunk = [a[start : start + batch_size] for a in arrays]
-        pad = batch_size - len(chunk[0])
-        if pad:
-            chunk = [np.concatenate([c, np.repeat(c[:1], pad, axis=0)]) for c in chunk]
-        outputs.append(np.asarray(fn(*chunk))[: batch_size - pad])
-    return np.concatenate(outputs) if outputs else np.zeros((0,))
+def bucket(length: int, limit: int | None = None) -> int:
+    """The padded length for `length` tokens: the next power of two (at least 8), at most `limit`."""
+    padded = max(MIN_BUCKET, 1 << max(length - 1, 0).bit_length())
+    return max(length, min(padded, limit)) if limit else padded
+
+
+def _pad(rows: Sequence[Ids], length: int) -> np.ndarray:
+    out = np.zeros((len(rows), length), np.int32)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
 
 
 @dataclasses.dataclass
 class Predictor:
-    """Scores and generates with one model's parameters at fixed sequence lengths and batch size.
+    """Scores and generates with one model's parameters over a mesh.
 
-    `decode` holds `it_jax.models.decoding.generate`'s options (method, temperature, top_k, top_p,
-    beam_size, length_penalty); `seed` seeds sampling.
+    Attributes:
+      layout: how inputs become the model's prompt (recorded with the model).
+      eos_id: the vocabulary's EOS (ends generation).
+      batch_size: global batch (rounded up to a multiple of the batch-axis devices).
+      max_decode_length: generation length.
+      decode: `it_jax.models.decoding.generate`'s options (method, temperature, top_k, top_p, beam_size,
+        length_penalty); `seed` seeds sampling.
+      mesh: default: every device on the data axis.
     """
 
     spec: ModelSpec
     params: Any
-    vocabulary: seqio.Vocabulary
-    input_length: int = 128
-    target_length: int = 32
+    layout: PromptLayout
+    eos_id: int
     batch_size: int = 64
+    max_decode_length: int = 32
     decode: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
+    mesh: Mesh | None = None
+    rules: sharding_lib.AxisRules = sharding_lib.DEFAULT_RULES
 
     def __post_init__(self):
-        self.decoder_only = nnx.merge(self.spec.graphdef, self.spec.abstract_state).architecture != "encoder_decoder"
-        self._score = jax.jit(
-            lambda p, x, xl, y, yl: scoring.target_log_likelihood(
-                self.spec.bind(p), x, y, input_lengths=xl, target_lengths=yl
-            )[0]
-        )
-        self._generate = jax.jit(
-            lambda p, x, xl, rows: decoding.generate(
-                self.spec.bind(p),
-                x,
-                input_lengths=xl,
-                max_decode_length=self.target_length,
-                eos_id=self.vocabulary.eos_id,
-                rng=jax.random.fold_in(jax.random.key(self.seed), rows[0]),
-                **self.decode,
-            )
+        self.mesh = self.mesh or sharding_lib.create_mesh(data=-1)
+        with sharding_lib.axis_rules(self.rules):
+            self._batch_shardings = {ndim: sharding_lib.data_sharding(self.mesh, ndim) for ndim in (1, 2, 3)}
+        batch_devices = self.mesh.devices.size // self.mesh.shape.get("tensor", 1)
+        multiple = max(batch_devices, jax.process_count())
+        self.batch_size = -(-self.batch_size // multiple) * multiple
+        replicated = NamedSharding(self.mesh, PartitionSpec())
+        self._score = jax.jit(self._score_fn, out_shardings=replicated)
+        self._generate = jax.jit(self._generate_fn, out_shardings=replicated)
+
+    def _score_fn(self, params, prompts, prompt_lengths, options, option_lengths):
+        return scoring.option_log_likelihoods(
+            self.spec.bind(params), prompts, options, input_lengths=prompt_lengths, option_lengths=option_lengths
         )
 
-    def _inputs(self, inputs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        if self.decoder_only:
-            return encode_prompts(self.vocabulary, inputs, self.input_length)
-        x = encode(self.vocabulary, inputs, self.input_length)
-        return x, (x > 0).sum(axis=1).astype(np.int32)
+    def _generate_fn(self, params, prompts, prompt_lengths, rows):
+        return decoding.generate(
+            self.spec.bind(params),
+            prompts,
+            input_lengths=prompt_lengths,
+            max_decode_length=self.max_decode_length,
+            eos_id=self.eos_id,
+            rng=jax.random.fold_in(jax.random.key(self.seed), rows[0]),
+            **self.decode,
+        )
 
-    def score(self, inputs: Sequence[str], targets: Sequence[str]) -> np.ndarray:
-        """Sum of target-token log-likelihoods (EOS included) of each (input, target) pair."""
-        x, x_lengths = self._inputs(inputs)
-        y = encode(self.vocabulary, targets, self.target_length)
-        y_lengths = np.asarray([min(len(self.vocabulary.encode(t)) + 1, self.target_length) for t in targets], np.int32)
-        fn = functools.partial(self._score, self.params)
-        return _batched(fn, [x, x_lengths, y, y_lengths.reshape(-1)], self.batch_size)
+    def _run(self, fn: Callable[..., Any], local: Sequence[np.ndarray]) -> Any:
+        arrays = [jax.make_array_from_process_local_data(self._batch_shardings[a.ndim], a) for a in local]
+        with jax.set_mesh(self.mesh), sharding_lib.axis_rules(self.rules):
+            return jax.tree.map(np.asarray, fn(self.params, *arrays))
 
-    def rank_classify(self, inputs: Sequence[str], options: Sequence[Sequence[str]]) -> list[int]:
-        """Index of the highest-scoring option for each input (FLAN: no length normalization)."""
-        pairs = [(text, option) for text, opts in zip(inputs, options) for option in opts]
-        scores = self.score([p[0] for p in pairs], [p[1] for p in pairs])
-        predictions, start = [], 0
-        for opts in options:
-            predictions.append(int(np.argmax(scores[start : start + len(opts)])))
-            start += len(opts)
-        return predictions
+    def _batches(self, prompts: Sequence[Ids]) -> list[np.ndarray]:
+        """Example indices of each global batch, longest prompts first (padding rows are -1)."""
+        order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))
+        batches = []
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            batches.append(np.asarray(chunk + [-1] * (self.batch_size - len(chunk))))
+        return batches
 
-    def generate(self, inputs: Sequence[str]) -> list[str]:
-        """Generations decoded to text up to (not including) EOS."""
-        x, x_lengths = self._inputs(inputs)
-        # Sampling keys follow the batch's first row index, so results do not depend on earlier calls.
-        rows = np.arange(len(inputs), dtype=np.int32)
-        tokens = _batched(functools.partial(self._generate, self.params), [x, x_lengths, rows], self.batch_size)
-        texts = []
-        for row in tokens:
-            ids = row.tolist()
-            if self.vocabulary.eos_id in ids:
-                ids = ids[: ids.index(self.vocabulary.eos_id)]
-            texts.append(self.vocabulary.decode([i for i in ids if i > 0]))
-        return texts
+    def _local(self, batch: np.ndarray) -> np.ndarray:
+        """This host's rows of a global batch."""
+        share = len(batch) // jax.process_count()
+        return batch[jax.process_index() * share : (jax.process_index() + 1) * share]
+
+    def score_options(
+        self, inputs: Sequence[Ids], options: Sequence[Sequence[Ids]], *, normalize: bool = False
+    ) -> list[np.ndarray]:
+        """Log-likelihood of each example's options (target ids, EOS included) given its input ids.
+
+        `normalize` divides each option's sum by its token count. Returns one [num_options] array per example.
+        """
+        prompts = [self.layout.prompt(ids) for ids in inputs]
+        results: list[np.ndarray | None] = [None] * len(prompts)
+        for batch in self._batches(prompts):
+            real = batch[batch >= 0]
+            prompt_length = bucket(max(len(prompts[i]) for i in real))
+            num_options = max(len(options[i]) for i in real)
+            option_length = bucket(max(len(o) for i in real for o in options[i]))
+            rows = self._local(batch)
+            x = np.zeros((len(rows), prompt_length), np.int32)
+            x_lengths = np.ones((len(rows),), np.int32)
+            y = np.zeros((len(rows), num_options, option_length), np.int32)
+            y_lengths = np.zeros((len(rows), num_options), np.int32)
+            for r, i in enumerate(rows):
+                if i < 0:
+                    continue
+                x[r, : len(prompts[i])], x_lengths[r] = prompts[i], len(prompts[i])
+                for k, option in enumerate(options[i]):
+                    y[r, k, : len(option)], y_lengths[r, k] = option, len(option)
+            total, mean = self._run(self._score, [x, x_lengths, y, y_lengths])
+            scores = mean if normalize else total
+            for r, i in enumerate(batch):
+                if i >= 0:
+                    results[i] = scores[r, : len(options[i])]
+        return results
+
+    def score(self, inputs: Sequence[Ids], targets: Sequence[Ids]) -> np.ndarray:
+        """Sum of each target's token log-likelihoods (EOS included) given its input."""
+        return np.asarray([s[0] for s in self.score_options(inputs, [[t] for t in targets])])
+
+    def generate(self, inputs: Sequence[Ids]) -> list[list[int]]:
+        """Generated ids of each input, up to (not including) EOS."""
+        prompts = [self.layout.prompt(ids) for ids in inputs]
+        results: list[list[int]] = [[] for _ in prompts]
+        for batch in self._batches(prompts):
+            real = batch[batch >= 0]
+            length = bucket(max(len(prompts[i]) for i in real))
+            rows = self._local(batch)
+            filled = [prompts[i] if i >= 0 else prompts[real[0]] for i in rows]
+            lengths = np.asarray([len(p) for p in filled], np.int32)
+            # Sampling keys follow each batch's first example, so results do not depend on batch order.
+            first = np.full((len(rows),), int(real[0]), np.int32)
+            tokens = self._run(self._generate, [_pad(filled, length), lengths, first])
+            for r, i in enumerate(batch):
+                if i >= 0:
+                    ids = tokens[r].tolist()
+                    results[i] = ids[: ids.index(self.eos_id)] if self.eos_id in ids else [t for t in ids if t > 0]
+        return results
+
+
+def rank(scores: Sequence[np.ndarray]) -> list[int]:
+    """The chosen option of each example: the index of its highest score (first on ties)."""
+    return [int(np.argmax(s)) for s in scores]
+
+
+def decode_texts(vocabulary: seqio.Vocabulary, generated: Sequence[Ids]) -> list[str]:
+    """Generated ids as text (padding dropped)."""
+    return [vocabulary.decode([i for i in ids if i > 0]) for ids in generated]
+

@@ -115,8 +115,6 @@ class DecoderLayer(nnx.Module):
 class Decoder(nnx.Module):
     """Decoder-only language model. Logits are float32; `positions` drive the rotary embeddings."""
 
-    architecture = "decoder_only"
-
     def __init__(self, config: DecoderConfig, *, rngs: nnx.Rngs):
         self.config = config
         # A tied head reads the embedding as its kernel: scale it like one (logits of unit variance).
@@ -254,6 +252,32 @@ class Decoder(nnx.Module):
         positions = (lengths + step)[:, None]
         logits, kv = self._run(tokens[:, None], positions, mask, cache=cache["kv"], index=index)
         return logits[:, 0], {**cache, "kv": kv, "key_valid": key_valid[None]}
+
+    def continuation_logits(
+        self, inputs: jax.Array, continuations: jax.Array, *, input_lengths: jax.Array | None = None
+    ) -> jax.Array:
+        """Logits [B, K, T, vocab] of K continuations [B, K, T] of each prompt [B, P], the prompt run once.
+
+        The prompt's keys and values are computed once (`prefill`) and shared by its K continuations, which
+        attend to the prompt and causally to themselves; logits [b, k, t] predict `continuations[b, k, t]`.
+        """
+        batch, num, length = continuations.shape
+        first, cache = self.prefill(inputs, max_decode_length=length, input_lengths=input_lengths)
+        prompt_slots = inputs.shape[1]
+        repeat = lambda x: jnp.repeat(x, num, axis=1)  # noqa: E731  # [layers or 1, B, ...] -> [.., B*K, ..]
+        kv = jax.tree.map(repeat, cache["kv"])
+        key_valid = repeat(cache["key_valid"])[0]
+        lengths = repeat(cache["lengths"])[0]
+        slots = prompt_slots + jnp.arange(length)
+        own = attention.causal_mask(slots[None], jnp.arange(prompt_slots + length)[None]) & (
+            jnp.arange(prompt_slots + length) >= prompt_slots
+        )
+        mask = own | (key_valid[:, None, None, :] & (jnp.arange(prompt_slots + length) < prompt_slots))
+        tokens = continuations.reshape(batch * num, length)
+        positions = lengths[:, None] + jnp.arange(length)[None]
+        logits, _ = self._run(tokens, positions, mask, cache=kv, index=jnp.asarray(prompt_slots, jnp.int32))
+        logits = jnp.concatenate([jnp.repeat(first, num, axis=0)[:, None], logits[:, :-1]], axis=1)
+        return logits.reshape(batch, num, length, -1)
 
     def logits_without_cache(
         self, inputs: jax.Array, generated: jax.Array, *, input_lengths: jax.Array | None = None

@@ -40,3 +40,27 @@ def target_log_likelihood(
         weights = (jnp.arange(targets.shape[1])[None] < target_lengths[:, None]).astype(jnp.float32)
     total = (token_ll * weights).sum(axis=-1)
     return total, total / jnp.maximum(weights.sum(axis=-1), 1.0)
+
+
+def option_log_likelihoods(
+    model: nnx.Module,
+    inputs: jax.Array,
+    options: jax.Array,
+    *,
+    input_lengths: jax.Array | None = None,
+    option_lengths: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """Log-likelihood of each of K options [B, K, T] given its example's inputs [B, P] (rank classification).
+
+    The inputs are run once per example and shared by its options (the encoder for encoder-decoder models,
+    the prompt's KV cache for decoder-only ones). `option_lengths` [B, K] counts each option's scored tokens.
+
+    Returns:
+      (sum, mean) over each option's counted tokens, each [B, K].
+    """
+    logits = model.continuation_logits(inputs, options, input_lengths=input_lengths).astype(jnp.float32)
+    log_z = jax.nn.logsumexp(logits, axis=-1)
+    token_ll = jnp.take_along_axis(logits, options[..., None], axis=-1)[..., 0] - log_z
+    weights = (jnp.arange(options.shape[-1]) < option_lengths[..., None]).astype(jnp.float32)
+    total = (token_ll * weights).sum(axis=-1)
+    return total, total / jnp.maximum(weights.sum(axis=-1), 1.0)

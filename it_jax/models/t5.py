@@ -280,9 +280,6 @@ class Decoder(nnx.Module):
 class T5(nnx.Module):
     """Encoder-decoder T5 v1.1. Token ids are int32 with 0 as padding; logits are float32."""
 
-    # The SeqIO feature converter producing the features `logits_from_features` consumes.
-    architecture = "encoder_decoder"
-
     def __init__(self, config: T5Config, *, rngs: nnx.Rngs):
         self.config = config
         self.token_embedder = layers.Embed(
@@ -438,6 +435,21 @@ class T5(nnx.Module):
             self.token_embedder(tokens[:, None]), cache["cross"], self_bias, cross_bias, cache=cache["self"], index=position
         )
         return self._logits(y)[:, 0], {**cache, "self": self_cache}
+
+    def continuation_logits(
+        self, inputs: jax.Array, continuations: jax.Array, *, input_lengths: jax.Array | None = None
+    ) -> jax.Array:
+        """Logits [B, K, T, vocab] of K target sequences [B, K, T] per input [B, Le], each input encoded once."""
+        del input_lengths
+        batch, num, length = continuations.shape
+        encoded = self.encode(inputs)
+        targets = continuations.reshape(batch * num, length)
+        logits = self.decode(
+            jnp.repeat(encoded, num, axis=0),
+            jnp.repeat(inputs, num, axis=0),
+            jnp.pad(targets, ((0, 0), (1, 0)))[:, :-1],
+        )
+        return logits.reshape(batch, num, length, -1)
 
     def logits_without_cache(
         self, inputs: jax.Array, generated: jax.Array, *, input_lengths: jax.Array | None = None

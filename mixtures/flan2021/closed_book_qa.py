@@ -1,7 +1,7 @@
 """FLAN 2021 closed_book_qa cluster: ARC (Easy and Challenge), Natural Questions (open), TriviaQA."""
 
 from it_jax.evaluation import metrics
-from mixtures.flan2021.spec import DatasetSpec, Fields
+from mixtures.flan2021.spec import DatasetSpec, Fields, with_answers
 
 CLUSTER = "closed_book_qa"
 
@@ -54,8 +54,9 @@ _NATURAL_QUESTIONS_INVERTED = (
 
 
 def natural_questions_open(example: Fields) -> Fields:
-    """NQ questions are lower-cased and unpunctuated; they get a question mark. The answer is the first one."""
-    return {"question": example["question"].rstrip("?") + "?", "answer": example["answer"][0]}
+    """NQ questions are lower-cased and unpunctuated; they get a question mark. The answer is the first of
+    the annotated answers; `answers` lists them all (each is correct)."""
+    return {"question": example["question"].rstrip("?") + "?", **with_answers(example["answer"])}
 
 
 _TRIVIA_QA_TEMPLATES = (
@@ -78,8 +79,10 @@ _TRIVIA_QA_INVERTED = (
 
 
 def trivia_qa(example: Fields) -> Fields:
-    """Closed-book: only the question, no evidence documents; the answer is TriviaQA's canonical value."""
-    return {"question": example["question"], "answer": example["answer"]["value"]}
+    """Closed-book: only the question, no evidence documents; the answer is TriviaQA's canonical value,
+    and `answers` adds its aliases (TriviaQA's official evaluation accepts any of them)."""
+    answer = example["answer"]
+    return {"question": example["question"], **with_answers([answer["value"], *answer["aliases"]])}
 
 
 SPECS: tuple[DatasetSpec, ...] = (

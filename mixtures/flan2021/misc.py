@@ -3,7 +3,7 @@
 import re
 
 from it_jax.evaluation.metrics import accuracy, exact_match, squad
-from mixtures.flan2021.spec import DatasetSpec
+from mixtures.flan2021.spec import DatasetSpec, with_answers
 
 
 def _numbered(items):
@@ -70,13 +70,14 @@ _QUAC_INVERTED_TEMPLATES = (
 
 
 def _quac(example):
+    """The first annotated answer; `answers` adds the other annotators' answers (evaluation splits)."""
     return {
         "title": example["title"].strip(),
         "section": example["section_title"].strip(),
         "background": example["background"].strip(),
         "context": example["context"].strip(),
         "question": example["question"].strip(),
-        "answer": example["answers"]["text"][0].strip(),
+        **with_answers([text.strip() for text in example["answers"]["text"]]),
     }
 
 

@@ -1,6 +1,6 @@
 """FLAN 2021 paraphrase cluster: MRPC, QQP, PAWS Wiki, STS-B."""
 
-from it_jax.evaluation.metrics import accuracy, f1
+from it_jax.evaluation.metrics import accuracy, f1, pearson, spearman
 from mixtures.flan2021.spec import DatasetSpec, Fields
 
 YES_NO_OPTIONS = ("yes", "no")
@@ -51,8 +51,9 @@ def qqp_fields(example: Fields) -> Fields:
 
 
 def stsb_fields(example: Fields) -> Fields:
-    # The 0-5 similarity score is a float; round half up to the nearest whole option.
-    score = int(example["label"] + 0.5)
+    """The 0-5 similarity score rounded to a whole option as FLAN renders it (`tf.strings.as_string(label,
+    precision=0)`, i.e. "%.0f": halves round to even, 4.5 -> "4"), which Python's `round` also does."""
+    score = round(example["label"])
     return {"sentence1": example["sentence1"], "sentence2": example["sentence2"], "answer": str(score)}
 
 
@@ -252,6 +253,8 @@ SPECS: tuple[DatasetSpec, ...] = (
         templates=_STSB_TEMPLATES,
         inverted_templates=_STSB_INVERTED,
         options=SIMILARITY_OPTIONS,
-        metrics=(accuracy,),
+        # FLAN reports STS-B as the correlation of the predicted score with the (rounded) gold score;
+        # accuracy (the exact rounded score) is kept as a secondary measure.
+        metrics=(pearson, spearman, accuracy),
     ),
 )

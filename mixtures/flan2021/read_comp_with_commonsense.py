@@ -3,7 +3,7 @@
 import re
 
 from it_jax.evaluation import metrics
-from mixtures.flan2021.spec import DatasetSpec, Fields
+from mixtures.flan2021.spec import DatasetSpec, Fields, with_answers
 
 CLUSTER = "read_comp_with_commonsense"
 
@@ -29,15 +29,16 @@ _BLANK = "___"
 
 
 def record(example: Fields) -> Fields:
-    """Highlights become a bulleted list after the story; the query's `@placeholder` becomes a blank."""
+    """Highlights become a bulleted list after the story; the query's `@placeholder` becomes a blank. Every
+    correct entity string is in `answers` (ReCoRD takes the best match); the first is the answer."""
     passage = re.sub(r"\s*@highlight\s*", "\n- ", example["passage"]).strip()
-    answer = example["answers"][0]
+    answers = with_answers(example["answers"])
     return {
         "passage": passage,
         "query": example["query"].replace("@placeholder", _BLANK),
         "entities": ", ".join(example["entities"]),
-        "answer": answer,
-        "completed_query": example["query"].replace("@placeholder", answer),
+        **answers,
+        "completed_query": example["query"].replace("@placeholder", answers["answer"]),
     }
 
 

@@ -3,7 +3,7 @@
 import re
 
 from it_jax.evaluation import metrics
-from mixtures.flan2021.spec import DatasetSpec, Fields
+from mixtures.flan2021.spec import DatasetSpec, Fields, with_answers
 
 CLUSTER = "reading_comprehension"
 
@@ -59,7 +59,10 @@ _DROP_INVERTED = (
 
 
 def drop(example: Fields) -> Fields:
-    return {"passage": example["passage"], "question": example["question"], "answer": example["answer"]}
+    """The answer, and in `answers` also the validated answers of other annotators (DROP's evaluation
+    takes the best match)."""
+    candidates = [example["answer"], *example["validated_answers"]]
+    return {"passage": example["passage"], "question": example["question"], **with_answers(candidates)}
 
 
 # MultiRC: label 0 = the candidate answer is wrong, 1 = it is correct.
@@ -155,13 +158,14 @@ _SQUAD_V2_INVERTED = (
 
 
 def squad(example: Fields) -> Fields:
-    """The first reference answer; SQuAD v2.0's unanswerable questions have none and get "unanswerable"."""
+    """The first reference answer, with every reference in `answers` (SQuAD takes the best match); SQuAD
+    v2.0's unanswerable questions have none and get "unanswerable"."""
     answers = example["answers"]["text"]
     return {
         "title": example["title"].replace("_", " "),
         "context": example["context"],
         "question": example["question"],
-        "answer": answers[0] if answers else "unanswerable",
+        **with_answers(answers or ["unanswerable"]),
     }
 
 

@@ -82,3 +82,15 @@ def choose_option(candidates: Sequence[str], index: int) -> Fields:
     if not 0 <= index < len(options):
         raise ValueError(f"answer index {index} is out of range for {len(options)} options: {options}")
     return {"options": options, "answer": options[index]}
+
+
+def with_answers(candidates: Sequence[str]) -> Fields:
+    """The `answer` (the first candidate) and `answers`: it, then every other distinct non-empty candidate.
+
+    `answers` lists every acceptable answer of a multi-reference dataset (NQ's answers, TriviaQA's aliases,
+    GEM's references); evaluation renders a reference target from each (`it_jax.data.tasks.references`).
+    """
+    if not candidates:
+        raise ValueError("an example has no answer (empty list of answer candidates)")
+    answer = candidates[0]
+    return {"answer": answer, "answers": list(dict.fromkeys([answer, *(c for c in candidates[1:] if c)]))}

@@ -3,28 +3,34 @@
 import re
 
 from it_jax.evaluation.metrics import bleu, rouge
-from mixtures.flan2021.spec import DatasetSpec
+from mixtures.flan2021.spec import DatasetSpec, with_answers
 
 _METRICS = (rouge, bleu)
 _E2E_ATTRIBUTE = re.compile(r"([^,\[\]]+)\[([^\]]*)\]")
 
 
+def _gem_answers(example):
+    """GEM's `target` and, in `answers`, its `references` (several on CommonGen, DART and WebNLG evaluation
+    splits; GEM's E2E has one record per reference, so one; none on training splits)."""
+    return with_answers([example["target"], *example["references"]])
+
+
 def _common_gen(example):
-    return {"concepts": ", ".join(example["concepts"]), "answer": example["target"]}
+    return {"concepts": ", ".join(example["concepts"]), **_gem_answers(example)}
 
 
 def _dart(example):
-    return {"triples": "; ".join(example["tripleset"]), "answer": example["target"]}
+    return {"triples": "; ".join(example["tripleset"]), **_gem_answers(example)}
 
 
 def _e2e_nlg(example):
     mr = example["meaning_representation"]
     pairs = [f"{key.strip()}: {value}" for key, value in _E2E_ATTRIBUTE.findall(mr)]
-    return {"attributes": "; ".join(pairs) or mr, "answer": example["target"]}
+    return {"attributes": "; ".join(pairs) or mr, **_gem_answers(example)}
 
 
 def _web_nlg(example):
-    return {"triples": "; ".join(example["input"]), "answer": example["target"]}
+    return {"triples": "; ".join(example["input"]), **_gem_answers(example)}
 
 
 _COMMON_GEN_TEMPLATES = (

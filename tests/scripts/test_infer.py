@@ -52,10 +52,11 @@ def _run(tmp_path, directory, *flags):
 
 
 def _sequences(family, vocab, example):
-    """(model inputs, targets) ids of one example as the CLI's conventions define them."""
+    """(model inputs, targets) ids of one example in the default layouts: T5's encoder reads inputs + EOS; a
+    decoder with no recorded layout and a vocabulary without BOS reads the start id 0, then the inputs."""
     inputs = list(vocab.encode(example["inputs"]))
     targets = list(vocab.encode(example["targets"])) + [1]
-    return (inputs + [1] if family == "t5" else inputs), targets
+    return (inputs + [1] if family == "t5" else [0] + inputs), targets
 
 
 def test_score_is_the_sum_of_target_log_probabilities(tmp_path, checkpoint):
@@ -90,6 +91,8 @@ def test_sampling_and_beam_flags_run(tmp_path, checkpoint):
     sampled = _run(tmp_path, directory, "--decode", "sample", "--top_k", "5", "--seed", "3", "--max_decode_length", "4")
     again = _run(tmp_path, directory, "--decode", "sample", "--top_k", "5", "--seed", "3", "--max_decode_length", "4")
     assert [r["prediction"] for r in sampled] == [r["prediction"] for r in again]
+    greedy = _run(tmp_path, directory, "--max_decode_length", "4")
+    assert [r["prediction"] for r in sampled] != [r["prediction"] for r in greedy]  # --decode is honoured
     beams = _run(tmp_path, directory, "--decode", "beam", "--beam_size", "2", "--max_decode_length", "4")
     assert all(isinstance(r["prediction"], str) for r in beams)
 

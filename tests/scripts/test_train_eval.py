@@ -49,19 +49,29 @@ def test_train_resume_and_evaluate(tmp_path):
     out = _run("train.py", model_dir, "TRAIN_STEPS = 6")
     assert "Resuming from step 4" in out
     assert _logged_steps(model_dir) == [1, 2, 3, 4, 5, 6]
-    assert "| synthetic_item_inference | entailment | accuracy |" in out
+    assert "| synthetic_item_inference | zs_opt | entailment | accuracy |" in out
 
     results = json.loads((model_dir / "eval" / "results.json").read_text())
-    assert set(results) == {"synthetic_item_inference", "synthetic_syllogism"}
-    for entry in results.values():
+    assert results["step"] == 6 and results["split"] == "validation"
+    assert {t["task"] for t in results["tasks"]} == {"synthetic_item_inference", "synthetic_syllogism"}
+    for entry in results["tasks"]:
         assert len(entry["templates"]) >= 5
         assert all(t["num_examples"] == 4 for t in entry["templates"])
         assert 0.0 <= entry["mean"]["accuracy"] <= 100.0
 
-    (model_dir / "eval" / "results.md").unlink()
-    out = _run("eval.py", model_dir)
-    assert "Restored step 6" in out
-    assert (model_dir / "eval" / "results.md").read_text().startswith("# Zero-shot evaluation")
+    # The run records itself: evaluating the directory needs no gin files, and an older step can be chosen.
+    out_dir = tmp_path / "eval_step4"
+    args = ["--checkpoint", str(model_dir), "--step", "4", "--cluster", "entailment", "--max_examples", "3"]
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "eval.py"), *args, "--output_dir", str(out_dir)],
+        **{k: v for k, v in _command("eval.py", model_dir).items() if k != "args"}, capture_output=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "step 4" in result.stdout
+    again = json.loads((out_dir / "results.json").read_text())
+    assert again["step"] == 4 and all(t["num_examples"] == 3 for e in again["tasks"] for t in e["templates"])
+    assert (out_dir / "results.md").read_text().startswith("# Evaluation (validation): entailment")
+    assert sorted(p.name for p in (out_dir / "predictions").iterdir())[0].endswith("__zs_opt__t0.jsonl")
 
 
 def test_sigterm_saves_the_step_and_exits_0(tmp_path):
@@ -84,9 +94,10 @@ def test_decoder_only_prefix_lm_trains_and_evaluates(tmp_path):
     model_dir = tmp_path / "decoder"
     bindings = ["DecoderConfig.d_model = 32", "DecoderConfig.d_ff = 64", "DecoderConfig.num_layers = 1"]
     out = _run("train.py", model_dir, "--gin_file=runs/demo_decoder.gin", "TRAIN_STEPS = 2", *bindings)
-    assert "| synthetic_item_inference | entailment | accuracy |" in out
+    assert "| synthetic_item_inference | zs_opt | entailment | accuracy |" in out
     metadata = json.loads((model_dir / "checkpoints" / "2" / "metadata" / "metadata").read_text())
     assert metadata["architecture"] == "prefix_lm" and metadata["model_config"]["family"] == "decoder"
+    assert metadata["layout"] == {"architecture": "prefix_lm", "start_id": 0, "inputs_eos": True}
 
 
 def test_importing_the_library_does_not_import_tensorflow():

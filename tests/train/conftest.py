@@ -59,8 +59,6 @@ class StackedMlpLM(nnx.Module):
     """A minimal model with the trainer's interface whose layer kernels are stacked ([layers, d, f]), as
     a scanned model's are, and large enough (>= 128) for Adafactor to factor them."""
 
-    architecture = "decoder_only"
-
     def __init__(self, *, vocab: int = 128, d: int = 128, f: int = 256, layers: int = 2, rngs: nnx.Rngs):
         def param(shape, axes):
             init = nnx.with_partitioning(nnx.initializers.normal(shape[-2] ** -0.5), axes, eager_sharding=False)

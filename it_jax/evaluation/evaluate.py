@@ -1,0 +1,98 @@
+"""One evaluation end to end: choose tasks, score them with a model, write the report (process 0 only)."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import seqio
+from jax.sharding import Mesh
+
+from it_jax import sharding as sharding_lib
+from it_jax.data import tasks as tasks_lib
+from it_jax.data.layout import PromptLayout
+from it_jax.evaluation import report
+from it_jax.evaluation.evaluator import EvalResults, Evaluator, jobs_for
+from it_jax.evaluation.predictor import Predictor
+from it_jax.models.spec import ModelSpec
+
+
+def select_tasks(
+    *, cluster: str | None = None, mixture: str | None = None, tasks: Sequence[str] = ()
+) -> list[str]:
+    """Task names from a held-out `cluster`, a seqio `mixture`'s tasks, or an explicit list (in that order
+    of precedence: explicit tasks win); raises naming what is known when the choice is empty or unknown."""
+    if tasks:
+        for name in tasks:
+            tasks_lib.task_info(name)
+        return list(tasks)
+    if mixture:
+        try:
+            provider = seqio.get_mixture_or_task(mixture)
+        except ValueError as error:
+            raise ValueError(f"no mixture or task {mixture!r} is registered") from error
+        names = [task.name for task in getattr(provider, "tasks", [provider])]
+        for name in names:
+            tasks_lib.task_info(name)
+        return names
+    if cluster is None:
+        raise ValueError("nothing to evaluate: give tasks, a mixture or a cluster")
+    names = [info.name for info in tasks_lib.registered_tasks(cluster)]
+    if not names:
+        known = sorted({info.cluster for info in tasks_lib.registered_tasks()})
+        raise ValueError(f"cluster {cluster!r} has no registered tasks; known clusters: {known}")
+    return names
+
+
+def evaluate_model(
+    *,
+    spec: ModelSpec,
+    params: Any,
+    vocabulary: seqio.Vocabulary,
+    layout: PromptLayout,
+    task_names: Sequence[str],
+    task_feature_lengths: Mapping[str, int],
+    output_dir: str | pathlib.Path,
+    title: str,
+    variants: Sequence[str] | None = None,
+    split: str = "validation",
+    max_examples: int | None = None,
+    batch_size: int = 64,
+    decode: Mapping[str, Any] | None = None,
+    length_normalize: bool = False,
+    excluded: Mapping[str, set[int]] | None = None,
+    mesh: Mesh | None = None,
+    rules: sharding_lib.AxisRules = sharding_lib.DEFAULT_RULES,
+    checkpoint: str | None = None,
+    step: int | None = None,
+) -> tuple[EvalResults, str]:
+    """Evaluates `task_names` (every answer template, each variant); process 0 writes `results.json`,
+    `results.md` and `predictions/` under `output_dir`. Returns the results and the markdown report."""
+    predictor = Predictor(
+        spec=spec,
+        params=params,
+        layout=layout,
+        eos_id=vocabulary.eos_id,
+        batch_size=batch_size,
+        max_decode_length=task_feature_lengths["targets"],
+        decode=dict(decode or {}),
+        mesh=mesh,
+        rules=rules,
+    )
+    evaluator = Evaluator(
+        predictor,
+        vocabulary,
+        task_feature_lengths,
+        split=split,
+        max_examples=max_examples,
+        length_normalize=length_normalize,
+        excluded=dict(excluded or {}),
+    )
+    writer = report.predictions_writer(output_dir) if jax.process_index() == 0 else None
+    results = evaluator.evaluate(jobs_for(task_names, variants), on_template=writer, checkpoint=checkpoint, step=step)
+    markdown = report.markdown(results, title=title)
+    if jax.process_index() == 0:
+        report.write_report(results, output_dir, title=title)
+    return results, markdown
