@@ -40,6 +40,7 @@ _CONFIGURABLES = {
     "make_schedule": optimizers.make_schedule,
     "make_optimizer": optimizers.make_optimizer,
     "create_mesh": sharding_lib.create_mesh,
+    "causal_lm": layout_lib.causal_lm,
 }
 
 
