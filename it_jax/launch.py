@@ -24,12 +24,12 @@ from jax.sharding import Mesh
 from it_jax import sharding as sharding_lib
 from it_jax.data import layout as layout_lib
 from it_jax.data import mixing, pipeline, sources, vocab
-from it_jax.evaluation import evaluate
+from it_jax.evaluation import evaluate, evaluator, periodic
+from it_jax.evaluation.predictor import Predictor
 from it_jax.models import decoder, registry, t5
 from it_jax.models.spec import ModelSpec
 from it_jax.train import flops, losses, optimizers
 from it_jax.train import trainer as trainer_lib
-from it_jax.train.periodic_eval import PeriodicEval
 
 GIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "gin"
 
@@ -185,6 +185,8 @@ def train_run(
     eval_every: int = 0,
     eval_batches: int = 10,
     eval_split: str = "validation",
+    eval_tasks: Sequence[str] = (),
+    eval_examples: int = 32,
     init_from: str | None = None,
 ):
     """Trains `run.model_config` on `mixture`, resuming from `run.model_dir` if it holds checkpoints.
@@ -202,6 +204,9 @@ def train_run(
       peak_flops_per_device: the accelerator's peak FLOP/s (e.g. 989e12 for an H100's bf16), for MFU.
       eval_mixture, eval_every, eval_batches, eval_split: every `eval_every` steps, `eval/loss` and
         `eval/accuracy` over the first `eval_batches` batches of `eval_mixture`'s `eval_split` split.
+      eval_tasks, eval_examples: also every `eval_every` steps, the evaluator's metrics (rank
+        classification, generation; every answer template) on the first `eval_examples` examples of each
+        task's `eval_split`: `eval/<task>/<variant>/<metric>` and `eval/mean_template`.
       init_from: a model directory of this project whose parameters initialize the matching ones
         (same path and shape) when training starts from scratch.
     """
@@ -246,12 +251,16 @@ def train_run(
         )
 
     evaluation = None
-    if eval_mixture is not None and eval_every:
-        evaluation = PeriodicEval(
+    if eval_every and (eval_mixture is not None or eval_tasks):
+        loss_batches = None
+        if eval_mixture is not None:
+            loss_batches = functools.partial(batches, 0, task=eval_mixture, split=eval_split, shuffle=False)
+        evaluation = periodic.PeriodicEval(
             trainer=trainer,
-            batches=functools.partial(batches, 0, task=eval_mixture, split=eval_split, shuffle=False),
+            batches=loss_batches,
             num_batches=eval_batches,
             every=eval_every,
+            task_metrics=_task_metrics(run, trainer, eval_tasks, eval_split, eval_examples) if eval_tasks else None,
         )
     with vocab.use_vocabulary(run.vocabulary):
         return trainer_lib.train(
@@ -273,6 +282,27 @@ def train_run(
             peak_flops_per_device=peak_flops_per_device,
             tensorboard=tensorboard,
         ), trainer
+
+
+def _task_metrics(
+    run: RunConfig, trainer: trainer_lib.Trainer, names: Sequence[str], split: str, max_examples: int
+) -> periodic.TaskMetrics:
+    """The periodic evaluation's metrics mode: the evaluator on the trainer's mesh."""
+    predictor = Predictor(
+        spec=trainer.spec,
+        params=None,
+        layout=run.layout,
+        eos_id=run.vocabulary.eos_id,
+        max_decode_length=run.task_feature_lengths["targets"],
+        mesh=trainer.mesh,
+        rules=trainer.rules,
+    )
+    names = evaluate.select_tasks(tasks=names)
+    job_list = evaluator.jobs_for(names)
+    evaluation = evaluator.Evaluator(
+        predictor, run.vocabulary, run.task_feature_lengths, split=split, max_examples=max_examples
+    )
+    return periodic.TaskMetrics(evaluation, job_list)
 
 
 @gin.configurable("eval_run", denylist=["run", "params", "spec"])

@@ -14,7 +14,7 @@ import itertools
 import pathlib
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -28,11 +28,18 @@ from it_jax.models.spec import ModelSpec
 from it_jax.train import checkpoints as checkpoints_lib
 from it_jax.train import losses, preemption, warm_start
 from it_jax.train import metrics as metrics_lib
-from it_jax.train.periodic_eval import PeriodicEval
 from it_jax.train.state import TrainState, abstract_state, state_initializer, state_shardings
 
 Batch = dict[str, jax.Array]
 HostBatch = Mapping[str, np.ndarray]
+
+
+class EvaluationHook(Protocol):
+    """Evaluation during training (e.g. `it_jax.evaluation.periodic.PeriodicEval`): when, and what it measures."""
+
+    def due(self, step: int, *, num_steps: int) -> bool: ...
+
+    def run(self, params: Any) -> dict[str, float]: ...
 
 
 def loss_fn(
@@ -272,7 +279,7 @@ def train(
     keep_checkpoints: int | None = 3,
     log_every: int = 10,
     metadata: Mapping[str, Any] | None = None,
-    evaluation: PeriodicEval | None = None,
+    evaluation: EvaluationHook | None = None,
     keep_best: int = 0,
     best_metric: str = "eval/loss",
     best_mode: str = "min",

@@ -8,7 +8,7 @@ from it_jax import sharding
 from it_jax.train import losses
 from it_jax.train import trainer as trainer_lib
 from it_jax.train.checkpoints import Checkpointer
-from it_jax.train.periodic_eval import PeriodicEval
+from it_jax.evaluation.periodic import PeriodicEval
 
 
 def test_eval_metrics_over_a_fixed_set_read_once(stacked_spec, optimizer, schedule, make_lm_batch):
@@ -60,3 +60,33 @@ def test_eval_during_training_is_logged_and_ranks_checkpoints(
     checkpointer = Checkpointer(tmp_path / "checkpoints")
     assert checkpointer.all_steps() == sorted({best, 4})
     checkpointer.close()
+
+
+def test_metrics_mode_logs_flattened_evaluator_results(spec, optimizer, schedule):
+    from it_jax.evaluation import periodic
+    from it_jax.evaluation.evaluator import EvalResults, TaskResult, TemplateResult
+
+    trainer = trainer_lib.Trainer(
+        spec=spec, optimizer=optimizer, schedule=schedule, mesh=sharding.create_mesh(devices=jax.devices()[:1])
+    )
+    seen = []
+
+    def task_metrics(params):
+        seen.append(params)
+        results = EvalResults(
+            tasks=[
+                TaskResult("a", "c", "zs_opt", "rank", [TemplateResult(0, 4, {"accuracy": 50.0}),
+                                                          TemplateResult(1, 4, {"accuracy": 100.0})]),
+                TaskResult("b", "c", "fs_opt", "generate", [TemplateResult(0, 4, {"bleu": 10.0, "rouge1": 20.0})]),
+            ],
+            split="validation",
+        )
+        return periodic.flatten_results(results)
+
+    hook = periodic.PeriodicEval(trainer=trainer, batches=None, num_batches=1, every=3, task_metrics=task_metrics)
+    metrics = hook.run("params")
+    assert seen == ["params"]
+    assert metrics == {"eval/a/zs_opt/accuracy": 75.0, "eval/b/fs_opt/bleu": 10.0, "eval/b/fs_opt/rouge1": 20.0,
+                       "eval/mean_template": 42.5}
+    with pytest.raises(ValueError, match="needs eval batches"):
+        periodic.PeriodicEval(trainer=trainer, batches=None, num_batches=1, every=3)
