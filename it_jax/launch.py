@@ -321,12 +321,17 @@ def eval_run(
     length_normalize: bool = False,
     mesh: Mesh | None = None,
     step: int | None = None,
+    output_dir: str | None = None,
+    title: str | None = None,
+    checkpoint: str | None = None,
 ) -> str:
     """Evaluates every answer template of the held-out `cluster`'s tasks (or `tasks_to_eval`, or a
-    `mixture`'s tasks) in `variants` (default: each task's own); writes `<model_dir>/eval/`."""
+    `mixture`'s tasks) in `variants` (default: each task's own); writes `output_dir` (default
+    `<model_dir>/eval/`). `checkpoint` and `step` name the evaluated model in the report."""
     _import_modules(run.task_modules)
     names = evaluate.select_tasks(cluster=cluster, mixture=mixture, tasks=tasks_to_eval)
-    title = f"Evaluation ({split}): " + (f"held-out cluster `{cluster}`" if cluster else ", ".join(names))
+    if title is None:
+        title = f"Evaluation ({split}): " + (f"held-out cluster `{cluster}`" if cluster else ", ".join(names))
     _, markdown = evaluate.evaluate_model(
         spec=spec,
         params=params,
@@ -334,7 +339,7 @@ def eval_run(
         layout=run.layout,
         task_names=names,
         task_feature_lengths=run.task_feature_lengths,
-        output_dir=pathlib.Path(run.model_dir) / "eval",
+        output_dir=output_dir or pathlib.Path(run.model_dir) / "eval",
         title=title,
         variants=variants,
         split=split,
@@ -342,7 +347,7 @@ def eval_run(
         batch_size=batch_size,
         length_normalize=length_normalize,
         mesh=mesh,
-        checkpoint=run.model_dir,
+        checkpoint=checkpoint or run.model_dir,
         step=step,
     )
     return markdown

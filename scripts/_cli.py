@@ -9,13 +9,19 @@ import argparse
 import os
 import pathlib
 import sys
+from collections.abc import Callable
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def parse_args(
-    description: str, default_gin_file: str | None = None, *, multi_process: bool = False
+    description: str,
+    default_gin_file: str | None = None,
+    *,
+    multi_process: bool = False,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> argparse.Namespace:
+    """The shared flags (`add_arguments` adds an entry point's own); --model_dir and --data_dir become bindings."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--gin_file", action="append", default=[], help="gin config file; repeatable (default: %(default)s)"
@@ -25,6 +31,8 @@ def parse_args(
     parser.add_argument("--data_dir", help="local JSONL mirrors of TFDS datasets (instead of TFDS downloads)")
     if multi_process:
         add_multi_process_flags(parser)
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args()
     if not args.gin_file:
         if default_gin_file is None:

@@ -1,0 +1,66 @@
+"""Run configurations in gin/runs/ parse, and say what their comments say (held-out clusters, recipes)."""
+
+import gin
+import pytest
+import seqio
+
+import mixtures.flan2021 as flan
+from it_jax import launch
+from it_jax.data import mixing, sources, tasks
+from it_jax.models import t5
+
+FLAN_SPECS = {f"flan2021_{spec.name}": spec for spec in flan.SPECS}
+
+
+@pytest.fixture(autouse=True)
+def clean_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+def _mirrors_run() -> tuple[list[str], list[str]]:
+    launch.parse_config(["runs/flan2021_mirrors.gin"])
+    return gin.query_parameter("train_run.mixture"), gin.query_parameter("eval_run.tasks_to_eval")
+
+
+def test_flan2021_mirrors_is_a_true_nli_held_out_run():
+    train, evaluated = _mirrors_run()
+    assert gin.query_parameter("run_config.task_modules") == ["mixtures.flan2021"]
+    excluded = mixing.heldout_clusters("nli", flan.OVERLAPS)
+    assert set(excluded) == {"nli", "paraphrase"}
+    heldout_mixture = seqio.get_mixture_or_task("flan2021_heldout_nli")
+    assert set(train) <= {task.name for task in heldout_mixture.tasks}
+    train_clusters = {tasks.task_info(name).cluster for name in train}
+    assert train and not train_clusters & {"nli", "paraphrase"}, train_clusters
+    assert evaluated and {tasks.task_info(name).cluster for name in evaluated} == {"nli"}
+    assert set(evaluated) == {"flan2021_rte", "flan2021_wnli", "flan2021_snli"}
+
+
+def test_flan2021_mirrors_tasks_are_mirrored(shared_data):
+    train, evaluated = _mirrors_run()
+    mirrors = shared_data / "tfds_jsonl"
+    for name, split in [(n, "train") for n in train] + [(n, "validation") for n in evaluated]:
+        mirror = mirrors / sources.mirror_dir_name(FLAN_SPECS[name].tfds_name)
+        assert (mirror / f"{split}.jsonl").is_file(), (name, split)
+
+
+def test_flan2021_heldout_recipe_parses_with_t5_base():
+    launch.parse_config(["runs/flan2021_heldout.gin"])
+    config = t5.T5Config(**gin.get_bindings("T5Config"))
+    assert (config.vocab_size, config.d_model, config.num_encoder_layers, config.dropout_rate) == (32128, 768, 12, 0.05)
+    assert gin.query_parameter("make_optimizer.name") == "adafactor"
+    assert gin.query_parameter("make_schedule.decay") == "constant"
+    assert gin.query_parameter("make_schedule.base_learning_rate") == 1e-3
+    train = gin.get_bindings("train_run")  # evaluates the schedule, optimizer and mesh references
+    assert (train["batch_size"], train["pack"], train["cap"], train["num_steps"]) == (128, True, 3000, 30000)
+    assert train["init_from"] and gin.query_parameter("run_config.task_modules") == ["mixtures.flan2021"]
+
+
+def test_flan2021_heldout_recipe_makes_its_run_config(shared_data):
+    spiece = shared_data / "tokenizers" / "t5" / "spiece.model"
+    launch.parse_config(["runs/flan2021_heldout.gin"], [f"make_vocabulary.sentencepiece_model = '{spiece}'"])
+    run = launch.make_run_config()
+    assert run.task_modules == ("mixtures.flan2021",)
+    assert dict(run.task_feature_lengths) == {"inputs": 1024, "targets": 256}
+    assert run.vocabulary.vocab_size == 32100  # 32,000 pieces + 100 extra ids, within the model's 32,128
