@@ -12,7 +12,6 @@ FLAN's mean-over-templates and best-template figures can be reported. Results ar
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -155,6 +154,7 @@ class Evaluator:
     max_examples: int | None = None
     length_normalize: bool = False
     excluded: Mapping[str, set[int]] = dataclasses.field(default_factory=dict)
+    _left_out: dict[str, int] = dataclasses.field(default_factory=dict, init=False)
 
     def examples(self, job: EvalJob, template: int) -> list[dict[str, Any]]:
         """The split's examples of one template as seqio renders and tokenizes them."""
@@ -163,8 +163,16 @@ class Evaluator:
             dict(self.task_feature_lengths), split=self.split, shuffle=False, num_epochs=1, use_cached=False
         )
         skip = self.excluded.get(job.info.name, set())
-        kept = (ex for ex in dataset.as_numpy_iterator() if int(ex["idx"]) not in skip)
-        return list(itertools.islice(kept, self.max_examples))
+        kept, left_out = [], 0
+        for example in dataset.as_numpy_iterator():
+            if int(example["idx"]) in skip:
+                left_out += 1
+            elif self.max_examples is None or len(kept) < self.max_examples:
+                kept.append(example)
+            else:
+                break
+        self._left_out[job.info.name] = left_out
+        return kept
 
     def evaluate_template(self, job: EvalJob, template: int) -> tuple[TemplateResult, list[Prediction]]:
         """Metrics and per-example predictions of one template."""
@@ -220,5 +228,5 @@ class Evaluator:
             )
             for job, templates in by_job.items()
         ]
-        excluded = {name: len(ids) for name, ids in self.excluded.items() if any(j.info.name == name for j in jobs)}
+        excluded = {name: n for name, n in self._left_out.items() if n and any(j.info.name == name for j in jobs)}
         return EvalResults(results, self.split, checkpoint, step, self.length_normalize, excluded)

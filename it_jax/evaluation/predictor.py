@@ -162,7 +162,8 @@ class Predictor:
             rows = self._local(batch)
             filled = [prompts[i] if i >= 0 else prompts[real[0]] for i in rows]
             lengths = np.asarray([len(p) for p in filled], np.int32)
-            # Sampling keys follow each batch's first example, so results do not depend on batch order.
+            # Each batch samples with a key from its first example's index: a batch's samples do not depend on
+            # the batches before it (they do on its composition: the rows share the key).
             first = np.full((len(rows),), int(real[0]), np.int32)
             tokens = self._run(self._generate, [_pad(filled, length), lengths, first])
             for r, i in enumerate(batch):
