@@ -56,6 +56,24 @@ def add_multi_process_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--process_id", type=int, help="this process's index in a multi-process run")
 
 
+def run_resumable(main: Callable[[], None], args: argparse.Namespace) -> None:
+    """Joins the multi-process run `args` names, then runs `main`; a preemption (SIGTERM, after the step is
+    saved) exits 0 and Ctrl-C exits 130, each saying that rerunning the command resumes."""
+    from it_jax.train import distributed, preemption
+
+    distributed.initialize(
+        coordinator_address=args.coordinator_address, num_processes=args.num_processes, process_id=args.process_id
+    )
+    try:
+        main()
+    except preemption.Preempted as stopped:
+        print(f"\nPreempted: saved step {stopped.step}. Run the same command again to resume.", flush=True)
+        raise SystemExit(0)
+    except KeyboardInterrupt:
+        print("\nInterrupted. Run the same command again to resume from the last checkpoint.", flush=True)
+        raise SystemExit(130)
+
+
 def quiet_tensorflow() -> None:
     """TensorFlow serves the input pipeline only: keep it off accelerators and out of the logs."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -36,7 +36,6 @@ _cli.quiet_tensorflow()
 
 from it_jax import launch  # noqa: E402
 from it_jax.evaluation import experiment  # noqa: E402
-from it_jax.train import distributed, preemption  # noqa: E402
 
 
 def overrides(args: argparse.Namespace) -> list[str]:
@@ -60,14 +59,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    distributed.initialize(
-        coordinator_address=ARGS.coordinator_address, num_processes=ARGS.num_processes, process_id=ARGS.process_id
-    )
-    try:
-        main(ARGS)
-    except preemption.Preempted as stopped:
-        print(f"\nPreempted: saved step {stopped.step}. Run the same command again to resume.", flush=True)
-        raise SystemExit(0)
-    except KeyboardInterrupt:
-        print("\nInterrupted. Run the same command again to resume from the last checkpoint.", flush=True)
-        raise SystemExit(130)
+    _cli.run_resumable(lambda: main(ARGS), ARGS)

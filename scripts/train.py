@@ -20,7 +20,6 @@ _cli.quiet_tensorflow()
 import gin  # noqa: E402
 
 from it_jax import launch  # noqa: E402
-from it_jax.train import distributed, preemption  # noqa: E402
 
 
 @gin.configurable("main")
@@ -33,15 +32,9 @@ def main(*, evaluate: bool = True) -> None:
 
 
 if __name__ == "__main__":
-    distributed.initialize(
-        coordinator_address=ARGS.coordinator_address, num_processes=ARGS.num_processes, process_id=ARGS.process_id
-    )
-    launch.parse_config(ARGS.gin_file, ARGS.gin_bindings)
-    try:
+
+    def run() -> None:
+        launch.parse_config(ARGS.gin_file, ARGS.gin_bindings)
         main()
-    except preemption.Preempted as stopped:
-        print(f"\nPreempted: saved step {stopped.step}. Run the same command again to resume.", flush=True)
-        raise SystemExit(0)
-    except KeyboardInterrupt:
-        print("\nInterrupted. Run the same command again to resume from the last checkpoint.", flush=True)
-        raise SystemExit(130)
+
+    _cli.run_resumable(run, ARGS)
