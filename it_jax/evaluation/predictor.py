@@ -2,7 +2,7 @@
 
 Prompts are built from seqio-tokenized inputs (EOS appended) by the model's `PromptLayout`, the one
 definition training uses too. Work is split over hosts: examples are sorted by length and cut into global
-batches, each padded to a length bucket (a power of two, not the maximum feature length); every host fills
+batches, each padded to a length bucket (see `bucket`), not to the maximum feature length; every host fills
 its rows of each global batch, the jitted call runs on the mesh with the parameters as they are sharded,
 and its outputs come back replicated, so every host holds every result.
 """
@@ -33,8 +33,11 @@ def tokenize(vocabulary: seqio.Vocabulary, text: str, length: int) -> list[int]:
 
 
 def bucket(length: int, limit: int | None = None) -> int:
-    """The padded length for `length` tokens: the next power of two (at least 8), at most `limit`."""
-    padded = max(MIN_BUCKET, 1 << max(length - 1, 0).bit_length())
+    """The padded length for `length` tokens: the next of 8, 16, 32, 48, 64, 96, 128, 192, ... (powers of two
+    from 8 and, from 32 on, the midpoints between them: at most 1.5x padding, two compilations an octave),
+    at most `limit` (but never less than `length`)."""
+    power = max(MIN_BUCKET, 1 << max(length - 1, 0).bit_length())
+    padded = power * 3 // 4 if power >= 64 and length <= power * 3 // 4 else power
     return max(length, min(padded, limit)) if limit else padded
 
 

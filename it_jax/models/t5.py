@@ -319,19 +319,21 @@ class T5(nnx.Module):
 
     def decode(
         self,
-        encoded: jax.Array,
+        encoded: jax.Array | None,
         encoder_input_tokens: jax.Array,
         decoder_input_tokens: jax.Array,
         *,
         encoder_segment_ids: jax.Array | None = None,
         decoder_segment_ids: jax.Array | None = None,
         decoder_positions: jax.Array | None = None,
+        cross_kv: attention.KVCache | None = None,
         rngs: nnx.Rngs | None = None,
     ) -> jax.Array:
         """Float32 logits [B, Ld, vocab] for teacher-forced decoder inputs [B, Ld] (targets shifted right).
 
         Decoder self-attention is causal (plus the segment mask when packed); it needs no padding mask,
-        since the start token is 0 and later padding is never attended by real positions.
+        since the start token is 0 and later padding is never attended by real positions. `cross_kv`:
+        `Decoder.cross_kv(encoded)` when already computed (`encoded` is then not read).
         """
         if (encoder_segment_ids is None) != (decoder_segment_ids is None):
             raise ValueError("packed decoding needs both encoder_segment_ids and decoder_segment_ids")
@@ -346,7 +348,7 @@ class T5(nnx.Module):
         self_bias = self.decoder.relative_bias(positions, positions) + attention.mask_to_bias(*self_masks)
         y, _ = self.decoder(
             self.token_embedder(decoder_input_tokens),
-            self.decoder.cross_kv(encoded),
+            self.decoder.cross_kv(encoded) if cross_kv is None else cross_kv,
             self_bias,
             attention.mask_to_bias(cross_mask),
             rngs=rngs,
@@ -439,15 +441,19 @@ class T5(nnx.Module):
     def continuation_logits(
         self, inputs: jax.Array, continuations: jax.Array, *, input_lengths: jax.Array | None = None
     ) -> jax.Array:
-        """Logits [B, K, T, vocab] of K target sequences [B, K, T] per input [B, Le], each input encoded once."""
+        """Logits [B, K, T, vocab] of K target sequences [B, K, T] per input [B, Le], each input encoded once
+        and its cross-attention keys and values projected once."""
         del input_lengths
         batch, num, length = continuations.shape
         encoded = self.encode(inputs)
+        # Keys and values of the encoding are projected once, then shared by the input's K targets.
+        cross_kv = jax.tree.map(lambda x: jnp.repeat(x, num, axis=1), self.decoder.cross_kv(encoded))
         targets = continuations.reshape(batch * num, length)
         logits = self.decode(
-            jnp.repeat(encoded, num, axis=0),
+            None,
             jnp.repeat(inputs, num, axis=0),
             jnp.pad(targets, ((0, 0), (1, 0)))[:, :-1],
+            cross_kv=cross_kv,
         )
         return logits.reshape(batch, num, length, -1)
 

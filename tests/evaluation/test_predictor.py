@@ -103,16 +103,17 @@ def test_score_options_equals_pairwise_scores(kind):
     np.testing.assert_allclose(normalized, flat_ranked / np.asarray([len(o) for o in flat_options]), rtol=1e-5)
 
 
-def test_bucket_is_a_power_of_two_of_at_least_eight_up_to_the_limit():
+def test_buckets_are_powers_of_two_from_eight_and_midpoints_from_thirty_two():
     assert [predictor_lib.bucket(n) for n in (0, 1, 7, 8)] == [8, 8, 8, 8]
-    assert [predictor_lib.bucket(n) for n in (9, 16, 17, 33, 100)] == [16, 16, 32, 64, 128]
+    assert [predictor_lib.bucket(n) for n in (9, 16, 17, 33, 48, 49, 65, 96, 100)] == [16, 16, 32, 48, 48, 64, 96, 96, 128]
     assert predictor_lib.bucket(40, limit=48) == 48
-    assert predictor_lib.bucket(40, limit=64) == 64
+    assert predictor_lib.bucket(40, limit=64) == 48 and predictor_lib.bucket(50, limit=64) == 64
     assert predictor_lib.bucket(3, limit=32) == 8
     assert predictor_lib.bucket(50, limit=48) == 50  # never shorter than the sequence
     for n in range(1, 300):
         b = predictor_lib.bucket(n)
-        assert b >= max(n, 8) and b & (b - 1) == 0 and (b == 8 or b < 2 * n)
+        power_of_two = b & (b - 1) == 0 or (b % 3 == 0 and (b // 3) & (b // 3 - 1) == 0)
+        assert b >= max(n, 8) and power_of_two and (b <= 32 or b <= 1.5 * n)
 
 
 def test_tokenize_equals_seqios_task_features():
