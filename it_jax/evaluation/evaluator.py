@@ -12,7 +12,7 @@ FLAN's mean-over-templates and best-template figures can be reported. Results ar
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import seqio
@@ -193,7 +193,14 @@ class Evaluator:
             scores.update(metric([p.targets for p in predictions], [p.prediction for p in predictions]))
         return TemplateResult(template, len(predictions), scores), predictions
 
-    def _rank(self, examples, inputs, texts, references) -> list[Prediction]:
+    def _rank(
+        self,
+        examples: Sequence[Mapping[str, Any]],
+        inputs: Sequence[list[int]],
+        texts: Sequence[str],
+        references: Sequence[list[str]],
+    ) -> list[Prediction]:
+        """Rank classification: each example's options scored given its input, the best one predicted."""
         options = [[_text(o) for o in ex["options"]] for ex in examples]
         length = self.task_feature_lengths["targets"]
         option_ids = [[predictor_lib.tokenize(self.vocabulary, o, length) for o in opts] for opts in options]
@@ -205,7 +212,12 @@ class Evaluator:
         ]
 
     def evaluate(
-        self, jobs: Sequence[EvalJob], *, on_template=None, checkpoint: str | None = None, step: int | None = None
+        self,
+        jobs: Sequence[EvalJob],
+        *,
+        on_template: Callable[[EvalJob, int, list[Prediction]], None] | None = None,
+        checkpoint: str | None = None,
+        step: int | None = None,
     ) -> EvalResults:
         """Evaluates every answer template of every job; `on_template(job, template, predictions)` is called
         after each (e.g. to write predictions)."""
