@@ -14,7 +14,8 @@ from it_jax import sharding as sharding_lib
 from it_jax.data import tasks as tasks_lib
 from it_jax.data.layout import PromptLayout
 from it_jax.evaluation import report
-from it_jax.evaluation.evaluator import EvalResults, Evaluator, jobs_for
+from it_jax.evaluation.evaluator import Evaluator, jobs_for
+from it_jax.evaluation.results import EvalResults
 from it_jax.evaluation.predictor import Predictor
 from it_jax.models.spec import ModelSpec
 

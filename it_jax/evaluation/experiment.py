@@ -24,7 +24,7 @@ import jax
 from it_jax import launch
 from it_jax.data import tasks as tasks_lib
 from it_jax.evaluation import report
-from it_jax.evaluation.evaluator import EvalResults
+from it_jax.evaluation.results import EvalResults
 from it_jax.train import checkpoints as checkpoints_lib
 from it_jax.train import warm_start
 from it_jax.train.trainer import Trainer

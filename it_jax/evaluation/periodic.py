@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
-from it_jax.evaluation.evaluator import EvalJob, EvalResults, Evaluator
+from it_jax.evaluation.evaluator import EvalJob, Evaluator
+from it_jax.evaluation.results import EvalResults
 
 if TYPE_CHECKING:
     from it_jax.train.trainer import Trainer

@@ -11,8 +11,12 @@ import dataclasses
 import json
 import pathlib
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from it_jax.evaluation.evaluator import EvalJob, EvalResults, Prediction, TaskResult
+from it_jax.evaluation.results import EvalResults, Prediction, TaskResult
+
+if TYPE_CHECKING:
+    from it_jax.evaluation.evaluator import EvalJob
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"

@@ -10,7 +10,8 @@ import seqio
 
 from it_jax.data import fewshot, tasks
 from it_jax.evaluation import metrics, report
-from it_jax.evaluation.evaluator import EvalJob, EvalResults, Evaluator, TaskResult, TemplateResult, jobs_for
+from it_jax.evaluation.evaluator import EvalJob, Evaluator, jobs_for
+from it_jax.evaluation.results import EvalResults, TaskResult, TemplateResult
 
 VOCAB = seqio.ByteVocabulary()
 LENGTHS = {"inputs": 1024, "targets": 32}

@@ -11,7 +11,7 @@ import pytest
 
 import mixtures.synthetic  # noqa: F401  (registers the tasks the hand-made results name)
 from it_jax.evaluation import experiment, report
-from it_jax.evaluation.evaluator import EvalResults, TaskResult, TemplateResult
+from it_jax.evaluation.results import EvalResults, TaskResult, TemplateResult
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TINY = [

@@ -1,7 +1,7 @@
 import json
 
 from it_jax.evaluation import report
-from it_jax.evaluation.evaluator import EvalResults, TaskResult, TemplateResult
+from it_jax.evaluation.results import EvalResults, TaskResult, TemplateResult
 
 
 def _results():

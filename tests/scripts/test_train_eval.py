@@ -104,7 +104,7 @@ def test_importing_the_library_does_not_import_tensorflow():
     code = (
         "import sys\n"
         "import it_jax.sharding, it_jax.models.t5, it_jax.train.trainer, it_jax.data.templates\n"
-        "import it_jax.evaluation.metrics, it_jax.evaluation.report\n"
+        "import it_jax.evaluation.metrics, it_jax.evaluation.report, it_jax.evaluation.results\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})

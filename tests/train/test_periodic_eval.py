@@ -64,7 +64,7 @@ def test_eval_during_training_is_logged_and_ranks_checkpoints(
 
 def test_metrics_mode_logs_flattened_evaluator_results(spec, optimizer, schedule):
     from it_jax.evaluation import periodic
-    from it_jax.evaluation.evaluator import EvalResults, TaskResult, TemplateResult
+    from it_jax.evaluation.results import EvalResults, TaskResult, TemplateResult
 
     trainer = trainer_lib.Trainer(
         spec=spec, optimizer=optimizer, schedule=schedule, mesh=sharding.create_mesh(devices=jax.devices()[:1])
