@@ -78,7 +78,8 @@ class TaskInfo:
             raise TemplateError(f"task {self.name!r}, example {index}: classification example with no options")
         return fields
 
-    def _examples(self, split: str) -> Iterator[sources_lib.Example]:
+    def source_examples(self, split: str) -> Iterator[sources_lib.Example]:
+        """The raw examples of `split` the task reads (the train split trimmed to `max_train_examples`)."""
         examples = self.source.examples(split)
         if split == "train" and self.max_train_examples:
             examples = itertools.islice(examples, self.max_train_examples)
@@ -107,7 +108,7 @@ class TaskInfo:
         self, split: str, template_index: int | None = None, variant: fewshot.Variant = fewshot.ZERO_SHOT
     ) -> Iterator[dict[str, Any]]:
         """Yields the rendered examples of `split`: template `template_index`, or round-robin when None."""
-        for j, example in enumerate(self._examples(split)):
+        for j, example in enumerate(self.source_examples(split)):
             k = j % len(self.templates) if template_index is None else template_index
             fields = self.fields(example, j)
             template = self.templates[k]
@@ -126,7 +127,7 @@ class TaskInfo:
     def render_scoring(self, split: str) -> Iterator[dict[str, Any]]:
         """Rank-classification examples: one per (example, option) with the option as target, over the
         answer templates round-robin; `idx` groups an example's options, `is_correct` marks the answer."""
-        for j, example in enumerate(self._examples(split)):
+        for j, example in enumerate(self.source_examples(split)):
             k = j % self.num_eval_templates
             fields = self.fields(example, j)
             rendered = self.templates[k].render(fields)

@@ -125,7 +125,7 @@ def example_texts(info: tasks_lib.TaskInfo, split: str) -> Iterator[tuple[int, s
         total = info.num_examples(split)
     except Exception as e:  # no data here (no TFDS download, no mirror, no such split): name the task
         raise sources_lib.SourceError(f"task {info.name!r}, split {split!r}: cannot read its examples: {e}") from e
-    examples = info._examples(split)  # the examples training reads, trimmed alike
+    examples = info.source_examples(split)  # the examples training reads, trimmed alike
     for j, example in enumerate(tqdm.tqdm(examples, total=total, desc=f"{info.name}:{split}", disable=None)):
         for text in dict.fromkeys(_strings(example)):
             yield j, text
