@@ -6,10 +6,11 @@ Multi-process entry points also take --coordinator_address, --num_processes and 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import pathlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -72,6 +73,19 @@ def run_resumable(main: Callable[[], None], args: argparse.Namespace) -> None:
     except KeyboardInterrupt:
         print("\nInterrupted. Run the same command again to resume from the last checkpoint.", flush=True)
         raise SystemExit(130)
+
+
+DEFAULT_TASK_MODULES = ("mixtures.synthetic", "mixtures.flan2021", "mixtures.cot")
+
+
+def load_task_modules(data_dir: str | None, modules: Sequence[str]) -> None:
+    """For scripts that read tasks outside a gin run: local TFDS mirrors in `data_dir` (if given), TensorFlow
+    kept quiet, then `modules` imported (they register their tasks)."""
+    if data_dir:
+        os.environ["IT_JAX_DATA_DIR"] = os.path.abspath(data_dir)
+    quiet_tensorflow()
+    for module in modules:
+        importlib.import_module(module)
 
 
 def quiet_tensorflow() -> None:

@@ -4,8 +4,8 @@
   python scripts/decontaminate.py flan2021_cola,flan2021_rte flan2021_rte,flan2021_snli \\
       --data_dir ../shared/data/tfds_jsonl --output runs/contamination.json
 
-TRAIN and EVAL are each a mixture name or comma-separated task names. N-grams are taken over the template
-field values of each example, not the rendered prompts (see `it_jax/evaluation/decontamination.py`). The
+TRAIN and EVAL are each a mixture name or comma-separated task names. N-grams are taken over the strings of
+each raw source example, not the rendered prompts (see `it_jax/evaluation/decontamination.py`). The
 table lists, per evaluation task, its examples and how many are contaminated; `--output` writes the JSON
 that `load_excluded` reads (`--exclude_contaminated` in evaluation).
 """
@@ -13,14 +13,9 @@ that `load_excluded` reads (`--exclude_contaminated` in evaluation).
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import time
 
 import _cli
-
-DEFAULT_MODULES = ("mixtures.flan2021", "mixtures.synthetic", "mixtures.cot")
-
 
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,7 +27,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--train_split", default="train", help="training split (default train)")
     parser.add_argument("--data_dir", help="local JSONL mirrors of TFDS datasets (sets IT_JAX_DATA_DIR)")
     parser.add_argument(
-        "--task_module", action="append", help=f"modules registering tasks, repeatable (default {DEFAULT_MODULES})"
+        "--task_module", action="append", help=f"modules registering tasks, repeatable (default {_cli.DEFAULT_TASK_MODULES})"
     )
     parser.add_argument("--output", help="write the contaminated indices per task to this JSON file")
     return parser.parse_args()
@@ -44,13 +39,9 @@ def _names(arg: str) -> list[str]:
 
 def main() -> None:
     args = _parse_args()
-    if args.data_dir:
-        os.environ["IT_JAX_DATA_DIR"] = os.path.abspath(args.data_dir)
-    _cli.quiet_tensorflow()
+    _cli.load_task_modules(args.data_dir, args.task_module or _cli.DEFAULT_TASK_MODULES)
     from it_jax.evaluation import decontamination
 
-    for module in args.task_module or DEFAULT_MODULES:
-        importlib.import_module(module)
     start = time.perf_counter()
     train_infos = decontamination.resolve_tasks(_names(args.train))
     eval_infos = decontamination.resolve_tasks(_names(args.eval))

@@ -14,14 +14,9 @@ writes.
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import pathlib
 
 import _cli
-
-DEFAULT_MODULES = ("mixtures.synthetic", "mixtures.flan2021", "mixtures.cot")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variants", help="comma-separated from zs_opt,zs_noopt,fs_opt,fs_noopt (default: each task's)")
     parser.add_argument("--split", default="validation")
     parser.add_argument("--max_examples", type=int, help="first N examples of each template")
-    parser.add_argument("--task_module", action="append", help=f"module registering tasks (default {DEFAULT_MODULES})")
+    parser.add_argument("--task_module", action="append", help=f"module registering tasks (default {_cli.DEFAULT_TASK_MODULES})")
     parser.add_argument("--data_dir", help="local JSONL mirrors of TFDS datasets")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--inputs_length", type=int, help="default: the run's, else 512")
@@ -68,17 +63,13 @@ def decode_options(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.data_dir:
-        os.environ["IT_JAX_DATA_DIR"] = os.path.abspath(args.data_dir)
-    _cli.quiet_tensorflow()
+    _cli.load_task_modules(args.data_dir, args.task_module or _cli.DEFAULT_TASK_MODULES)
     from it_jax.evaluation import decontamination, evaluate, loading
     from it_jax.train import distributed
 
     distributed.initialize(
         coordinator_address=args.coordinator_address, num_processes=args.num_processes, process_id=args.process_id
     )
-    for module in args.task_module or DEFAULT_MODULES:
-        importlib.import_module(module)
     names = evaluate.select_tasks(
         cluster=args.cluster, mixture=args.mixture, tasks=args.tasks.split(",") if args.tasks else ()
     )

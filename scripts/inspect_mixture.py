@@ -10,9 +10,7 @@ left out of the shares.
 from __future__ import annotations
 
 import argparse
-import importlib
 import itertools
-import os
 
 import _cli
 
@@ -32,15 +30,11 @@ def _parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = _parse_args()
-    if args.data_dir:
-        os.environ["IT_JAX_DATA_DIR"] = os.path.abspath(args.data_dir)
-    _cli.quiet_tensorflow()
+    _cli.load_task_modules(args.data_dir, args.module or DEFAULT_MODULES)
     import seqio
 
     from it_jax.data import tasks
 
-    for module in args.module or DEFAULT_MODULES:
-        importlib.import_module(module)
     mixture = seqio.get_mixture_or_task(args.mixture)
     members = mixture.tasks if isinstance(mixture, seqio.Mixture) else [mixture]
     rows, samples, rates = [], [], {}
