@@ -32,6 +32,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from it_jax.convert import pretrained, tree
+from it_jax.data import layout
 from it_jax.models import decoder, registry, t5
 
 CONFIG_FILE = "config.json"
@@ -466,8 +467,8 @@ def layout_from_hf(hf_dir: str | pathlib.Path) -> dict[str, Any]:
     LM's (its `bos_token_id`, if any, then inputs and targets back to back)."""
     hf = read_config(hf_dir)
     if hf.get("model_type") in ("t5", "mt5", "umt5"):
-        return {"architecture": "encoder_decoder", "start_id": 0, "inputs_eos": True}
-    return {"architecture": "decoder_only", "start_id": hf.get("bos_token_id"), "inputs_eos": False}
+        return layout.ENCODER_DECODER.to_dict()
+    return layout.causal_lm(hf.get("bos_token_id")).to_dict()
 
 
 def find_vocabulary(hf_dir: str | pathlib.Path) -> pathlib.Path | None:

@@ -1,7 +1,8 @@
 """From a task or mixture to host batches of model features (the feature-converter boundary).
 
-Tasks produce `inputs`/`targets`; a model's prompt layout (`it_jax.data.layout`) picks the feature converter
-that turns task features into model features (packing sequences with segment ids and positions).
+Tasks produce `inputs`/`targets`; a model's prompt layout (`it_jax.data.layout`) decides the feature converter
+that turns task features into model features (packing sequences with segment ids and positions): seqio's
+for encoder-decoder models, `DecoderFeatureConverter` for decoder layouts.
 Each host reads its own shard of the data (`seqio.ShardInfo`) and yields numpy batches of its share of the
 global batch; the trainer assembles them into global arrays.
 """
@@ -12,8 +13,94 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 import seqio
+import tensorflow as tf
 
-from it_jax.data.layout import PromptLayout, feature_converter
+from it_jax.data.layout import PromptLayout
+
+
+class DecoderFeatureConverter(seqio.FeatureConverter):
+    """Task features -> (prefix-)LM model features, following a decoder `PromptLayout`.
+
+    Each example becomes `sequence = prompt + targets`; the model reads `sequence[:-1]`
+    (`decoder_input_tokens`) and predicts `sequence[1:]` (`decoder_target_tokens`), with loss weights on the
+    targets and `decoder_causal_attention` marking the prompt. With `start_id=0, inputs_eos=True` this is
+    exactly `seqio.PrefixLMFeatureConverter`'s output.
+    """
+
+    TASK_FEATURES = {
+        "inputs": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
+        "targets": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
+    }
+    MODEL_FEATURES = {
+        "decoder_target_tokens": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
+        "decoder_input_tokens": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
+        "decoder_loss_weights": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
+        "decoder_causal_attention": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
+    }
+    PACKING_FEATURE_DTYPES = {"decoder_segment_ids": tf.int32, "decoder_positions": tf.int32}
+
+    def __init__(self, layout: PromptLayout, **kwargs):
+        if not layout.decoder_only:
+            raise ValueError(f"{layout.architecture} is not a decoder layout")
+        self.layout = layout
+        super().__init__(**kwargs)
+
+    def _sequence(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """One example as packable features (no zeros: seqio's packing counts nonzero ids): the predicted
+        tokens `sequence[1:]`, the prompt length and the sequence's first token (plus one), tiled."""
+        inputs, targets = features["inputs"], features["targets"]
+        if not self.layout.inputs_eos:
+            inputs = inputs[:-1]
+        if self.layout.start_id is not None:
+            inputs = tf.concat([tf.constant([self.layout.start_id], tf.int32), inputs], axis=0)
+        sequence = tf.concat([inputs, targets], axis=0)
+        width = tf.size(sequence) - 1
+        return {
+            "decoder_target_tokens": sequence[1:],
+            "prompt_width": tf.fill([width], tf.size(inputs)),
+            "first_token": tf.fill([width], sequence[0] + 1),
+        }
+
+    def _model_features(self, packed: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        targets = packed["decoder_target_tokens"]
+        if self.pack:
+            segments, positions = packed["decoder_target_tokens_segment_ids"], packed["decoder_target_tokens_positions"]
+        else:
+            segments, positions = tf.cast(targets != 0, tf.int32), tf.range(tf.size(targets))
+        # Each segment reads its first token, then every token it predicts but the last.
+        previous = tf.concat([tf.zeros([1], tf.int32), targets[:-1]], axis=0)
+        inputs = tf.where(positions == 0, packed["first_token"] - 1, previous) * tf.cast(segments > 0, tf.int32)
+        prompt = positions < packed["prompt_width"]
+        features = {
+            "decoder_target_tokens": targets,
+            "decoder_input_tokens": inputs,
+            "decoder_loss_weights": tf.cast(~prompt | (positions == packed["prompt_width"] - 1), tf.int32)
+            * tf.cast(segments > 0, tf.int32),
+            "decoder_causal_attention": tf.cast(prompt & (segments > 0), tf.int32),
+        }
+        if self.pack:
+            features.update(decoder_segment_ids=segments, decoder_positions=positions)
+        return features
+
+    def _convert_features(self, ds: tf.data.Dataset, task_feature_lengths: Mapping[str, int]) -> tf.data.Dataset:
+        ds = ds.map(self._sequence, num_parallel_calls=tf.data.AUTOTUNE)
+        length = self.get_model_feature_lengths(task_feature_lengths)["decoder_target_tokens"]
+        ds = self._pack_or_pad(ds, {"decoder_target_tokens": length, "prompt_width": length, "first_token": length})
+        return ds.map(self._model_features, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def get_model_feature_lengths(self, task_feature_lengths: Mapping[str, int]) -> Mapping[str, int]:
+        # The start token, inputs and targets, less the one position the shift drops.
+        length = task_feature_lengths["inputs"] + task_feature_lengths["targets"]
+        length += (self.layout.start_id is not None) - 1
+        names = [*self.MODEL_FEATURES, *(self.PACKING_FEATURE_DTYPES if self.pack else ())]
+        return {name: length for name in names}
+
+
+def feature_converter(layout: PromptLayout, *, pack: bool) -> seqio.FeatureConverter:
+    """The feature converter producing the features a model of `layout` trains on."""
+    if layout.decoder_only:
+        return DecoderFeatureConverter(layout, pack=pack)
+    return seqio.EncDecFeatureConverter(pack=pack)
 
 
 def host_batches(

@@ -3,7 +3,7 @@ import pytest
 import seqio
 import tensorflow as tf
 
-from it_jax.data import layout
+from it_jax.data import layout, pipeline
 
 EXAMPLES = [
     {"inputs": [7, 8, 5, 1], "targets": [3, 9, 1]},
@@ -26,7 +26,7 @@ def _rows(converter):
 
 @pytest.mark.parametrize("pack", [False, True])
 def test_prefix_lm_layout_equals_seqio_prefix_lm_converter(pack):
-    ours = _rows(layout.feature_converter(layout.PREFIX_LM, pack=pack))
+    ours = _rows(pipeline.feature_converter(layout.PREFIX_LM, pack=pack))
     theirs = _rows(seqio.PrefixLMFeatureConverter(pack=pack))
     assert len(ours) == len(theirs)
     for mine, seqios in zip(ours, theirs):
@@ -39,7 +39,7 @@ def test_prefix_lm_layout_equals_seqio_prefix_lm_converter(pack):
 
 
 def test_causal_layout_puts_targets_right_after_bos_and_inputs():
-    rows = _rows(layout.feature_converter(layout.causal_lm(bos_id=2), pack=False))
+    rows = _rows(pipeline.feature_converter(layout.causal_lm(bos_id=2), pack=False))
     first = rows[0]
     # [BOS] 7 8 5 (no EOS after the inputs) 3 9 EOS: reads all but the last, predicts all but the first.
     assert first["decoder_input_tokens"][:6] == [2, 7, 8, 5, 3, 9]
@@ -50,7 +50,7 @@ def test_causal_layout_puts_targets_right_after_bos_and_inputs():
 
 @pytest.mark.parametrize("target", [layout.PREFIX_LM, layout.causal_lm(2), layout.causal_lm(None)])
 def test_prompt_is_what_the_training_sequence_reads_before_the_targets(target):
-    rows = _rows(layout.feature_converter(target, pack=False))
+    rows = _rows(pipeline.feature_converter(target, pack=False))
     for example, row in zip(EXAMPLES, rows):
         prompt = target.prompt(example["inputs"])
         weights = np.asarray(row["decoder_loss_weights"])

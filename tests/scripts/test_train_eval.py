@@ -103,8 +103,8 @@ def test_decoder_only_prefix_lm_trains_and_evaluates(tmp_path):
 def test_importing_the_library_does_not_import_tensorflow():
     code = (
         "import sys\n"
-        "import it_jax.sharding, it_jax.models.t5, it_jax.train.trainer, it_jax.data.templates\n"
-        "import it_jax.evaluation.metrics, it_jax.evaluation.report, it_jax.evaluation.results\n"
+        "import it_jax.sharding, it_jax.models.t5, it_jax.train.trainer, it_jax.data.templates, it_jax.data.layout\n"
+        "import it_jax.evaluation.metrics, it_jax.evaluation.report, it_jax.evaluation.results, it_jax.convert.hf\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
