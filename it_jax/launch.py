@@ -21,6 +21,7 @@ import optax
 import seqio
 from jax.sharding import Mesh
 
+from it_jax import settings_checks
 from it_jax import sharding as sharding_lib
 from it_jax.data import layout as layout_lib
 from it_jax.data import mixing, pipeline, sources, vocab
@@ -28,7 +29,7 @@ from it_jax.evaluation import evaluate, evaluator, periodic
 from it_jax.evaluation.predictor import Predictor
 from it_jax.models import decoder, registry, t5
 from it_jax.models.spec import ModelSpec
-from it_jax.train import flops, losses, optimizers
+from it_jax.train import divergence, flops, losses, optimizers
 from it_jax.train import trainer as trainer_lib
 
 GIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "gin"
@@ -95,14 +96,6 @@ def _import_modules(modules: Sequence[str]) -> None:
         importlib.import_module(module)
 
 
-def _check_vocab(config: registry.ModelConfig, vocabulary: seqio.Vocabulary) -> None:
-    if config.vocab_size < vocabulary.vocab_size:
-        raise ValueError(
-            f"model vocab_size {config.vocab_size} < vocabulary size {vocabulary.vocab_size}; "
-            "bind VOCAB_SIZE to at least the vocabulary's size (rounded up to a multiple of 128)"
-        )
-
-
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """What training and evaluation share: the model, its vocabulary and prompt layout, lengths, task modules."""
@@ -141,14 +134,13 @@ def make_run_config(
 
     `layout` (how inputs and targets become model tokens) defaults to the architecture's (see
     `it_jax.data.layout.default_layout`); a decoder fine-tuned from Hugging Face keeps `causal_lm(bos_id)`.
+    Every setting is checked first (see `it_jax.settings_checks`).
     """
-    _check_vocab(model_config, vocabulary)
+    settings_checks.raise_if_any(settings_checks.run_config_problems(make_run_config, locals()))
     if data_dir:
         os.environ[sources.DATA_DIR_ENV] = os.path.abspath(data_dir)
     architecture = registry.architecture(model_config)
     layout = layout or layout_lib.default_layout(architecture, vocabulary)
-    if layout.architecture != architecture:
-        raise ValueError(f"layout {layout.architecture!r} does not fit the model's architecture {architecture!r}")
     return RunConfig(
         model_dir, model_config, vocabulary, tuple(task_modules), dict(task_feature_lengths), layout
     )
@@ -188,6 +180,9 @@ def train_run(
     eval_tasks: Sequence[str] = (),
     eval_examples: int = 32,
     init_from: str | None = None,
+    on_nonfinite: str = divergence.STOP,
+    max_consecutive_skips: int = 10,
+    allow_changes: Sequence[str] = (),
 ):
     """Trains `run.model_config` on `mixture`, resuming from `run.model_dir` if it holds checkpoints.
 
@@ -209,7 +204,14 @@ def train_run(
         task's `eval_split`: `eval/<task>/<variant>/<metric>` and `eval/mean_template`.
       init_from: a model directory of this project whose parameters initialize the matching ones
         (same path and shape) when training starts from scratch.
+      on_nonfinite, max_consecutive_skips: the divergence policy (see `train.divergence`): "stop" the run
+        at a non-finite step, or "skip" such updates and stop after this many in a row.
+      allow_changes: on resumption, settings that may differ from the checkpoint's: "data" (mixture,
+        batch, lengths, seed: the input restarts from its beginning) and/or "schedule" (optimizer, loss).
+
+    Every setting is checked before any data is read or anything compiles (see `check_settings`).
     """
+    settings_checks.raise_if_any(settings_checks.train_run_problems(train_run, run, locals()))
     _import_modules(run.task_modules)
     mixing.configure_rates(cap=cap, temperature=temperature)
     if not isinstance(mixture, str):
@@ -233,6 +235,7 @@ def train_run(
         loss_config=losses.LossConfig(
             label_smoothing=label_smoothing, z_loss=z_loss, normalization=loss_normalization
         ),
+        divergence=divergence.DivergencePolicy(on_nonfinite, max_consecutive_skips),
     )
 
     def batches(position: int, *, task: str = mixture, split: str = "train", shuffle: bool = True):
@@ -262,6 +265,15 @@ def train_run(
             every=eval_every,
             task_metrics=_task_metrics(run, trainer, eval_tasks, eval_split, eval_examples) if eval_tasks else None,
         )
+    metadata = {
+        **run.metadata(),
+        "data": _data_metadata(mixture, batch_size=batch_size, pack=pack, seed=seed, cap=cap, temperature=temperature),
+        "optimization": {
+            "schedule": _gin_settings("make_schedule"),
+            "optimizer": _gin_settings("make_optimizer"),
+            "loss": {"label_smoothing": label_smoothing, "z_loss": z_loss, "normalization": loss_normalization},
+        },
+    }
     with vocab.use_vocabulary(run.vocabulary):
         return trainer_lib.train(
             trainer=trainer,
@@ -272,7 +284,7 @@ def train_run(
             save_every=save_every,
             keep_checkpoints=keep_checkpoints,
             log_every=log_every,
-            metadata=run.metadata(),
+            metadata=metadata,
             evaluation=evaluation,
             keep_best=keep_best,
             best_metric=best_metric,
@@ -281,7 +293,39 @@ def train_run(
             flops_per_step=functools.partial(flops.train_flops_per_step, run.model_config),
             peak_flops_per_device=peak_flops_per_device,
             tensorboard=tensorboard,
+            allow_changes=allow_changes,
         ), trainer
+
+
+def check_settings(run: RunConfig, *, evaluate: bool = True) -> None:
+    """Checks the settings gin will pass `train_run` (and `eval_run` when `evaluate`) without running them;
+    raises one `ConfigError` listing every problem. Call it before training, so that a bad evaluation
+    setting fails before the run rather than after it."""
+    problems = settings_checks.train_run_problems(train_run, run, settings_checks.bound_arguments(train_run))
+    if evaluate:
+        problems += settings_checks.eval_run_problems(eval_run, run, settings_checks.bound_arguments(eval_run))
+    settings_checks.raise_if_any(problems)
+
+
+def _data_metadata(mixture: str, **settings: Any) -> dict[str, Any]:
+    """What decides the input stream (recorded so a resumption can tell whether its position still means the
+    same data): the mixture, its tasks, and the batching and sampling settings."""
+    tasks = sorted(task.name for task in seqio.get_subtasks(seqio.get_mixture_or_task(mixture)))
+    return {"mixture": mixture, "tasks": tasks, **settings}
+
+
+def _gin_settings(configurable: str) -> dict[str, Any]:
+    """The plain-valued gin bindings of `configurable` (numbers, strings, lists): e.g. the schedule's settings."""
+    try:
+        bindings = gin.get_bindings(configurable)
+    except ValueError:  # not registered, or not configured by gin in this process
+        return {}
+    plain = (bool, int, float, str, type(None))
+    return {
+        name: list(value) if isinstance(value, (list, tuple)) else value
+        for name, value in sorted(bindings.items())
+        if isinstance(value, plain) or (isinstance(value, (list, tuple)) and all(isinstance(v, plain) for v in value))
+    }
 
 
 def _task_metrics(
@@ -328,6 +372,7 @@ def eval_run(
     """Evaluates every answer template of the held-out `cluster`'s tasks (or `tasks_to_eval`, or a
     `mixture`'s tasks) in `variants` (default: each task's own); writes `output_dir` (default
     `<model_dir>/eval/`). `checkpoint` and `step` name the evaluated model in the report."""
+    settings_checks.raise_if_any(settings_checks.eval_run_problems(eval_run, run, locals()))
     _import_modules(run.task_modules)
     names = evaluate.select_tasks(cluster=cluster, mixture=mixture, tasks=tasks_to_eval)
     if title is None:

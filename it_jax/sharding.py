@@ -24,6 +24,8 @@ from flax import nnx
 from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from it_jax import errors
+
 MESH_AXES = ("replica", "data", "fsdp", "tensor")
 BATCH_AXES = ("replica", "data", "fsdp")
 
@@ -109,14 +111,14 @@ def with_overrides(overrides: AxisRules, rules: AxisRules = DEFAULT_RULES) -> Ax
 
 def _resolve_shape(sizes: dict[str, int], num_devices: int) -> dict[str, int]:
     if list(sizes.values()).count(-1) > 1:
-        raise ValueError(f"at most one mesh axis may be -1, got {sizes}")
+        raise errors.ConfigError(f"at most one mesh axis may be -1, got {sizes}")
     known = math.prod(s for s in sizes.values() if s != -1)
     if -1 in sizes.values():
         if num_devices % known:
-            raise ValueError(f"{num_devices} devices cannot be split into mesh {sizes}")
+            raise errors.ConfigError(f"{num_devices} devices cannot be split into mesh {sizes}")
         sizes = {name: num_devices // known if s == -1 else s for name, s in sizes.items()}
     if math.prod(sizes.values()) != num_devices:
-        raise ValueError(
+        raise errors.ConfigError(
             f"mesh {sizes} needs {math.prod(sizes.values())} devices but {num_devices} are "
             "available; set the mesh sizes (e.g. --gin_bindings='create_mesh.data=-1') to match"
         )

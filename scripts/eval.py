@@ -67,9 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     from it_jax.evaluation import decontamination, evaluate, loading
     from it_jax.train import distributed
 
-    distributed.initialize(
-        coordinator_address=args.coordinator_address, num_processes=args.num_processes, process_id=args.process_id
-    )
+    distributed.initialize(**_cli.distributed_flags(args))
     names = evaluate.select_tasks(
         cluster=args.cluster, mixture=args.mixture, tasks=args.tasks.split(",") if args.tasks else ()
     )

@@ -25,6 +25,7 @@ from it_jax import launch  # noqa: E402
 @gin.configurable("main")
 def main(*, evaluate: bool = True) -> None:
     run = launch.make_run_config()
+    launch.check_settings(run, evaluate=evaluate)  # the evaluation's settings too, before training
     state, trainer = launch.train_run(run)
     if evaluate:
         step = int(state.step)

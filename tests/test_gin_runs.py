@@ -1,9 +1,9 @@
 """Run configurations in gin/runs/ parse, and say what their comments say (held-out clusters, recipes)."""
 
-import gin
 import pytest
 import seqio
 
+import gin
 import mixtures.flan2021 as flan
 from it_jax import launch
 from it_jax.data import mixing, sources, tasks

@@ -113,3 +113,16 @@ def abbreviate(names: list[str], limit: int = 6) -> str:
     """The first `limit` names, comma-separated, and how many more there are."""
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def key_path_name(path: tuple[Any, ...]) -> str:
+    """The dotted name of a `jax.tree_util` key path, e.g. `opt_state.1.0.mu.decoder.final_norm.scale`."""
+    keys = []
+    for entry in path:
+        for attribute in ("key", "name", "idx"):
+            if hasattr(entry, attribute):
+                keys.append(getattr(entry, attribute))
+                break
+        else:
+            keys.append(str(entry))
+    return path_name(tuple(keys))

@@ -5,17 +5,50 @@ that turns task features into model features (packing sequences with segment ids
 for encoder-decoder models, `DecoderFeatureConverter` for decoder layouts.
 Each host reads its own shard of the data (`seqio.ShardInfo`) and yields numpy batches of its share of the
 global batch; the trainer assembles them into global arrays.
+
+A `DataError` raised while tf.data reads a task (see `it_jax.data.tasks`) reaches the reader wrapped in a
+`tf.errors.OpError` with TensorFlow's traceback text; `data_errors()` re-raises it as the one-line error.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Iterator, Mapping
 
 import numpy as np
 import seqio
 import tensorflow as tf
 
+from it_jax import errors
 from it_jax.data.layout import PromptLayout
+
+
+def _subclasses(cls: type) -> dict[str, type]:
+    found = {cls.__name__: cls}
+    for sub in cls.__subclasses__():
+        found.update(_subclasses(sub))
+    return found
+
+
+def recover_data_error(error: tf.errors.OpError) -> errors.DataError | None:
+    """The `DataError` a tf.data generator raised, from the `OpError` TensorFlow wrapped it in (None if not one)."""
+    classes = _subclasses(errors.DataError)
+    pattern = r"(?<![\w.])(" + "|".join(map(re.escape, classes)) + r"): ([^\n]+)"
+    match = re.search(pattern, error.message or "")
+    return classes[match.group(1)](match.group(2).strip()) if match else None
+
+
+@contextlib.contextmanager
+def data_errors() -> Iterator[None]:
+    """Inside, a `DataError` from a tf.data input surfaces as itself instead of TensorFlow's wrapped error."""
+    try:
+        yield
+    except tf.errors.OpError as error:
+        recovered = recover_data_error(error)
+        if recovered is None:
+            raise
+        raise recovered from None
 
 
 class DecoderFeatureConverter(seqio.FeatureConverter):
@@ -121,7 +154,8 @@ def host_batches(
     """Yields this host's batches (`batch_size // num_shards` rows each) of model features.
 
     The pipeline is deterministic given `seed`, so skipping `skip_batches` reproduces exactly the batches
-    that an uninterrupted run would have seen after that many steps.
+    that an uninterrupted run would have seen after that many steps. Unreadable data raises a `DataError`
+    naming the task, split, file and line.
     """
     if batch_size % num_shards:
         raise ValueError(f"global batch size {batch_size} is not divisible by the {num_shards} input shards")
@@ -139,5 +173,6 @@ def host_batches(
     dataset = dataset.batch(batch_size // num_shards, drop_remainder=repeat)
     if skip_batches:
         dataset = dataset.skip(skip_batches)
-    for batch in dataset.prefetch(2).as_numpy_iterator():
-        yield {name: np.asarray(value) for name, value in batch.items()}
+    with data_errors():
+        for batch in dataset.prefetch(2).as_numpy_iterator():
+            yield {name: np.asarray(value) for name, value in batch.items()}

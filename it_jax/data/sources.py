@@ -1,11 +1,13 @@
 """Where raw examples come from: Python generators, JSONL files, TFDS datasets or their local JSONL mirrors.
 
 Every source yields plain Python dicts (strings as `str`, never bytes), split by split, so the templating
-step above it is ordinary Python.
+step above it is ordinary Python. `locate` says where a split, or one of its records, is read from (a file and
+line, a generator, a TFDS dataset) for error messages.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pathlib
@@ -14,12 +16,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from it_jax import errors
+
 DATA_DIR_ENV = "IT_JAX_DATA_DIR"
 
 Example = dict[str, Any]
 
 
-class SourceError(ValueError):
+class SourceError(errors.DataError):
     """A source cannot be read: a missing file, a malformed line, an unknown split."""
 
 
@@ -33,6 +37,15 @@ class Source(Protocol):
 
     def num_examples(self, split: str) -> int:
         """The number of examples in `split`."""
+
+
+def locate(source: Source, split: str, index: int | None = None) -> str:
+    """Where `split` (or its record `index`) is read from, e.g. `path/train.jsonl:12`, for error messages;
+    a source without a `location` method is named by its class."""
+    location = getattr(source, "location", None)
+    if location is not None:
+        return location(split, index)
+    return f"{type(source).__name__} source" + ("" if index is None else f", record {index}")
 
 
 def _check_split(source_name: str, split: str, splits: Sequence[str]) -> None:
@@ -57,6 +70,11 @@ class GeneratorSource:
             self._counts[split] = sum(1 for _ in self.examples(split))
         return self._counts[split]
 
+    def location(self, split: str, index: int | None = None) -> str:
+        """The generator function (records are numbered by the task's messages)."""
+        del split, index
+        return f"generator {getattr(self.fn, '__name__', self.fn)!r}"
+
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[Example]:
     """Yields one dict per non-empty line; a malformed line raises an error naming the file and line."""
@@ -77,6 +95,13 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[Example]:
 def _count_lines(path: pathlib.Path) -> int:
     with path.open("rb") as f:
         return sum(1 for line in f if line.strip())
+
+
+def _line_of_record(path: pathlib.Path, index: int) -> int | None:
+    """The 1-based line of the `index`-th record (non-empty line) of a JSONL file, None past its end."""
+    with path.open("rb") as f:
+        records = (number for number, line in enumerate(f, start=1) if line.strip())
+        return next(itertools.islice(records, index, None), None)
 
 
 class JsonlSource:
@@ -103,6 +128,14 @@ class JsonlSource:
         if split not in self._counts:
             self._counts[split] = _count_lines(self._path(split))
         return self._counts[split]
+
+    def location(self, split: str, index: int | None = None) -> str:
+        """`file PATH` for a split, `PATH:LINE` for its record `index`."""
+        path = self.paths.get(split)
+        if path is None:
+            return f"JSONL source {self.description or list(self.paths.values())}, no split {split!r}"
+        line = _line_of_record(path, index) if index is not None and path.is_file() else None
+        return f"file {path}" if line is None else f"{path}:{line}"
 
 
 def mirror_dir_name(tfds_name: str) -> str:
@@ -170,6 +203,11 @@ class TfdsSource:
 
         return tfds.builder(self.tfds_name).info.splits[split].num_examples
 
+    def location(self, split: str, index: int | None = None) -> str:
+        """The local mirror's file (and line), else the TFDS dataset."""
+        mirror = self.mirror()
+        return mirror.location(split, index) if mirror is not None else f"TFDS {self.tfds_name!r} split {split!r}"
+
 
 class RenamedSplits:
     """Exposes another source's splits under new names, e.g. "validation" for MNLI's "validation_matched"."""
@@ -188,3 +226,6 @@ class RenamedSplits:
 
     def num_examples(self, split: str) -> int:
         return self.source.num_examples(self._inner(split))
+
+    def location(self, split: str, index: int | None = None) -> str:
+        return locate(self.source, self.names.get(split, split), index)

@@ -11,10 +11,15 @@ Each task yields the features `inputs`, `targets` (tokenized, EOS appended, with
 `options` (the answer options, empty for generation tasks), `references` (every acceptable target: the
 rendered target first, then the target rendered with each other answer a preprocessor lists in `answers`),
 `template` (template index), `idx` (the example's index in its split) and `task`.
+
+A record that cannot be read or rendered (a malformed line, a preprocessor's exception, a missing template
+field), and a split with no examples, raise `DataError`s naming the task, the split, the example and where it
+is read from (file and line).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -25,16 +30,32 @@ from typing import Any
 import seqio
 import tensorflow as tf
 
+from it_jax import errors
 from it_jax.data import fewshot
 from it_jax.data import sources as sources_lib
 from it_jax.data import vocab as vocab_lib
-from it_jax.data.templates import ANSWER_FIELD, OPTIONS_FIELD, REFERENCES_FIELD, Template, TemplateError, as_templates
+from it_jax.data.templates import (
+    ANSWER_FIELD,
+    OPTIONS_FIELD,
+    REFERENCES_FIELD,
+    Template,
+    TemplateError,
+    as_templates,
+)
 
 Preprocessor = Callable[[sources_lib.Example], sources_lib.Example]
 MetricFn = Callable[[Sequence[str], Sequence[str]], Mapping[str, float]]
 SourceLike = sources_lib.Source | Callable[[str], Any] | str
 
 FEW_SHOT_POOL = 32  # few-shot exemplars are drawn from this many leading training examples
+
+
+class RecordError(errors.DataError, TemplateError):
+    """One example of a task's split cannot be made into template fields or rendered."""
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).splitlines())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,13 +90,29 @@ class TaskInfo:
         """The rank-classification task of a classification task (one example per option)."""
         return f"{self.name}_scoring"
 
-    def fields(self, example: sources_lib.Example, index: int) -> sources_lib.Example:
-        """Template fields of one raw example: preprocessed, with the static options added."""
-        fields = self.preprocessor(example) if self.preprocessor else dict(example)
+    def record_error(self, split: str | None, index: int, detail: str) -> RecordError:
+        """An error about example `index` of `split` naming the task, the example and where it is read from."""
+        where = f" (split {split!r}, {sources_lib.locate(self.source, split, index)})" if split else ""
+        return RecordError(f"task {self.name!r}, example {index}: {detail}{where}")
+
+    def fields(self, example: sources_lib.Example, index: int, split: str | None = None) -> sources_lib.Example:
+        """Template fields of example `index` (of `split`): preprocessed, with the static options added.
+
+        Raises:
+          RecordError: the preprocessor raised, or a classification example has no options.
+        """
+        if self.preprocessor is None:
+            fields = dict(example)
+        else:
+            try:
+                fields = self.preprocessor(example)
+            except Exception as error:  # the preprocessor's own failure, on this record: say which
+                detail = f"the preprocessor raised {type(error).__name__}: {_one_line(error)}"
+                raise self.record_error(split, index, detail) from error
         if self.options is not None and OPTIONS_FIELD not in fields:
             fields[OPTIONS_FIELD] = list(self.options)
         if self.options is not None and not fields[OPTIONS_FIELD]:
-            raise TemplateError(f"task {self.name!r}, example {index}: classification example with no options")
+            raise self.record_error(split, index, "classification example with no options")
         return fields
 
     def source_examples(self, split: str) -> Iterator[sources_lib.Example]:
@@ -85,12 +122,29 @@ class TaskInfo:
             examples = itertools.islice(examples, self.max_train_examples)
         return examples
 
+    def _records(self, split: str) -> Iterator[tuple[int, sources_lib.Example]]:
+        """(index, raw example) of `split`; a source error names the task and split, an empty split is an error."""
+        index = -1
+        try:
+            for index, example in enumerate(self.source_examples(split)):
+                yield index, example
+        except sources_lib.SourceError as error:
+            raise errors.DataError(f"task {self.name!r}, split {split!r}: {_one_line(error)}") from error
+        if index < 0:
+            raise self.empty_split_error(split)
+
+    def empty_split_error(self, split: str) -> errors.DataError:
+        """The error for a split with no examples, naming where it is read from."""
+        return errors.DataError(
+            f"task {self.name!r} split {split!r} has no examples ({sources_lib.locate(self.source, split)})"
+        )
+
     @functools.cached_property
     def _exemplar_pool(self) -> tuple[sources_lib.Example, ...]:
         """Template fields of the first training examples, the exemplars of few-shot prompts."""
         split = "train" if "train" in self.source.splits else self.source.splits[0]
-        pool = itertools.islice(self.source.examples(split), FEW_SHOT_POOL)
-        return tuple(self.fields(example, i) for i, example in enumerate(pool))
+        pool = itertools.islice(self._records(split), FEW_SHOT_POOL)
+        return tuple(self.fields(example, i, split) for i, example in pool)
 
     def _few_shot_inputs(self, split: str, j: int, k: int, query: str, variant: fewshot.Variant) -> str:
         pool = self._exemplar_pool
@@ -108,29 +162,42 @@ class TaskInfo:
         self, split: str, template_index: int | None = None, variant: fewshot.Variant = fewshot.ZERO_SHOT
     ) -> Iterator[dict[str, Any]]:
         """Yields the rendered examples of `split`: template `template_index`, or round-robin when None."""
-        for j, example in enumerate(self.source_examples(split)):
+        for j, example in self._records(split):
             k = j % len(self.templates) if template_index is None else template_index
-            fields = self.fields(example, j)
+            fields = self.fields(example, j, split)
             template = self.templates[k]
-            rendered = template.render(fields, with_options=variant.with_options)
-            if variant.few_shot:
-                rendered["inputs"] = self._few_shot_inputs(split, j, k, rendered["inputs"], variant)
+            with self._rendering(split, j):
+                rendered = template.render(fields, with_options=variant.with_options)
+                if variant.few_shot:
+                    rendered["inputs"] = self._few_shot_inputs(split, j, k, rendered["inputs"], variant)
+                acceptable = references(template, fields, rendered["targets"])
             yield {
                 **rendered,
                 "options": [str(o) for o in fields.get(OPTIONS_FIELD) or ()],
-                "references": references(template, fields, rendered["targets"]),
+                "references": acceptable,
                 "template": k,
                 "idx": j,
                 "task": self.name,
             }
 
+    @contextlib.contextmanager
+    def _rendering(self, split: str, index: int) -> Iterator[None]:
+        """Template errors inside name the example, its split and where it is read from."""
+        try:
+            yield
+        except RecordError:
+            raise
+        except TemplateError as error:
+            raise self.record_error(split, index, _one_line(error)) from error
+
     def render_scoring(self, split: str) -> Iterator[dict[str, Any]]:
         """Rank-classification examples: one per (example, option) with the option as target, over the
         answer templates round-robin; `idx` groups an example's options, `is_correct` marks the answer."""
-        for j, example in enumerate(self.source_examples(split)):
+        for j, example in self._records(split):
             k = j % self.num_eval_templates
-            fields = self.fields(example, j)
-            rendered = self.templates[k].render(fields)
+            fields = self.fields(example, j, split)
+            with self._rendering(split, j):
+                rendered = self.templates[k].render(fields)
             for option in fields[OPTIONS_FIELD]:
                 yield {
                     "inputs": rendered["inputs"],
@@ -142,7 +209,13 @@ class TaskInfo:
                 }
 
     def num_examples(self, split: str) -> int:
-        n = self.source.num_examples(split)
+        """The examples in `split` (the train split trimmed); an unreadable or empty split is a `DataError`."""
+        try:
+            n = self.source.num_examples(split)
+        except sources_lib.SourceError as error:
+            raise errors.DataError(f"task {self.name!r}, split {split!r}: {_one_line(error)}") from error
+        if not n:
+            raise self.empty_split_error(split)
         if split == "train" and self.max_train_examples:
             n = min(n, self.max_train_examples)
         return n
@@ -323,6 +396,11 @@ def task_info(name: str) -> TaskInfo:
     if name not in _INFO_BY_SEQIO_TASK:
         raise KeyError(f"no instruction task {name!r} is registered; known: {sorted(_TASK_INFOS)[:20]}...")
     return _INFO_BY_SEQIO_TASK[name]
+
+
+def instruction_task_names() -> tuple[str, ...]:
+    """Every seqio task name `task_info` knows: each task's spread, variant, per-template and scoring tasks."""
+    return tuple(sorted(_INFO_BY_SEQIO_TASK))
 
 
 def task_variant(name: str) -> fewshot.Variant:

@@ -10,7 +10,9 @@ import jax
 import seqio
 from jax.sharding import Mesh
 
+from it_jax import errors
 from it_jax import sharding as sharding_lib
+from it_jax.data import pipeline
 from it_jax.data import tasks as tasks_lib
 from it_jax.data.layout import PromptLayout
 from it_jax.evaluation import report
@@ -24,7 +26,8 @@ def select_tasks(
     *, cluster: str | None = None, mixture: str | None = None, tasks: Sequence[str] = ()
 ) -> list[str]:
     """Task names from a held-out `cluster`, a seqio `mixture`'s tasks, or an explicit list (in that order
-    of precedence: explicit tasks win); raises naming what is known when the choice is empty or unknown."""
+    of precedence: explicit tasks win); raises naming what is known when the choice is empty or unknown
+    (`KeyError` for an unknown task, `ConfigError` otherwise)."""
     if tasks:
         for name in tasks:
             tasks_lib.task_info(name)
@@ -33,17 +36,17 @@ def select_tasks(
         try:
             provider = seqio.get_mixture_or_task(mixture)
         except ValueError as error:
-            raise ValueError(f"no mixture or task {mixture!r} is registered") from error
+            raise errors.ConfigError(f"no mixture or task {mixture!r} is registered") from error
         names = [task.name for task in getattr(provider, "tasks", [provider])]
         for name in names:
             tasks_lib.task_info(name)
         return names
     if cluster is None:
-        raise ValueError("nothing to evaluate: give tasks, a mixture or a cluster")
+        raise errors.ConfigError("nothing to evaluate: give tasks, a mixture or a cluster")
     names = [info.name for info in tasks_lib.registered_tasks(cluster)]
     if not names:
         known = sorted({info.cluster for info in tasks_lib.registered_tasks()})
-        raise ValueError(f"cluster {cluster!r} has no registered tasks; known clusters: {known}")
+        raise errors.ConfigError(f"cluster {cluster!r} has no registered tasks; known clusters: {known}")
     return names
 
 
@@ -92,7 +95,9 @@ def evaluate_model(
         excluded=dict(excluded or {}),
     )
     writer = report.predictions_writer(output_dir) if jax.process_index() == 0 else None
-    results = evaluator.evaluate(jobs_for(task_names, variants), on_template=writer, checkpoint=checkpoint, step=step)
+    jobs = jobs_for(task_names, variants)
+    with pipeline.data_errors():
+        results = evaluator.evaluate(jobs, on_template=writer, checkpoint=checkpoint, step=step)
     markdown = report.markdown(results, title=title)
     if jax.process_index() == 0:
         report.write_report(results, output_dir, title=title)

@@ -5,6 +5,7 @@ Two modes of one hook (the trainer calls `due` and `run`, see `it_jax.train.trai
   so the numbers are comparable along the run and can rank checkpoints;
 - metrics: the evaluator's full metrics (rank classification, generation) on the first examples of chosen
   tasks, logged as `eval/<task>/<variant>/<metric>` (mean over templates) and `eval/mean_template`.
+`metric_names` lists what a configuration will log, without a model (to check `best_metric` up front).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
+from it_jax.data import pipeline
+from it_jax.evaluation import evaluator as evaluator_lib
 from it_jax.evaluation.evaluator import EvalJob, Evaluator
 from it_jax.evaluation.results import EvalResults
 
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from it_jax.train.trainer import Trainer
 
 PREFIX = "eval/"
+LOSS_METRICS = ("loss", "accuracy", "tokens")
 
 
 def flatten_results(results: EvalResults) -> dict[str, float]:
@@ -39,6 +43,25 @@ def flatten_results(results: EvalResults) -> dict[str, float]:
     return flat
 
 
+def metric_names(*, loss: bool, jobs: Sequence[EvalJob]) -> list[str]:
+    """The names `PeriodicEval.run` logs with the loss mode on (`loss`) and the metrics mode over `jobs`.
+
+    A task's metric names come from calling each of its metric functions on one made-up example; a metric
+    function that cannot score it contributes the pattern `eval/<task>/<variant>/*`.
+    """
+    names = [f"{PREFIX}{name}" for name in LOSS_METRICS] if loss else []
+    for job in jobs:
+        task_prefix = f"{PREFIX}{job.info.name}/{job.variant.name}/"
+        for metric in evaluator_lib._metrics(job.info):
+            try:
+                names += [task_prefix + name for name in metric([["0"]], ["0"])]
+            except Exception:  # a metric this probe cannot feed: accept any name under the task
+                names.append(task_prefix + "*")
+    if jobs:
+        names.append(f"{PREFIX}mean_template")
+    return list(dict.fromkeys(names))
+
+
 @dataclasses.dataclass
 class TaskMetrics:
     """The metrics mode: evaluates `jobs` with `evaluator` (its predictor's parameters replaced)."""
@@ -48,7 +71,8 @@ class TaskMetrics:
 
     def __call__(self, params: Any) -> dict[str, float]:
         self.evaluator.predictor.params = params
-        return flatten_results(self.evaluator.evaluate(self.jobs))
+        with pipeline.data_errors():
+            return flatten_results(self.evaluator.evaluate(self.jobs))
 
 
 class PeriodicEval:
@@ -104,11 +128,8 @@ class PeriodicEval:
             totals = stats if totals is None else jax.tree.map(lambda a, b: a + b, totals, stats)
         totals = {k: float(v) for k, v in totals.items()}
         tokens = max(totals["tokens"], 1.0)
-        return {
-            f"{PREFIX}loss": totals["nll_sum"] / tokens,
-            f"{PREFIX}accuracy": totals["correct"] / tokens,
-            f"{PREFIX}tokens": totals["tokens"],
-        }
+        loss, accuracy, count = (f"{PREFIX}{name}" for name in LOSS_METRICS)
+        return {loss: totals["nll_sum"] / tokens, accuracy: totals["correct"] / tokens, count: totals["tokens"]}
 
     def run(self, params: Any) -> dict[str, float]:
         """The eval metrics of `params`: `eval/loss` (mean token NLL), `eval/accuracy`, `eval/tokens` in the

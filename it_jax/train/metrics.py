@@ -12,6 +12,7 @@ the time spent evaluating.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import time
 from typing import Any
@@ -50,6 +51,17 @@ class _SummaryWriter:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def _parse_record(line: str) -> dict[str, Any] | None:
+    """A `metrics.jsonl` line's record, or None if the line is not a JSON object with an integer step."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        return None
+    return record
 
 
 class MetricsLogger:
@@ -95,9 +107,26 @@ class MetricsLogger:
         self._reset(time.perf_counter())
 
     def _drop_records_after(self, step: int) -> None:
-        """On resumption, forget what was logged after the restored checkpoint (those steps rerun)."""
-        lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
-        self.path.write_text("".join(l for l in lines if json.loads(l)["step"] <= step), encoding="utf-8")
+        """On resumption, forget what was logged after the restored checkpoint (those steps rerun).
+
+        A line that is not a whole record (a write cut short by a kill) is dropped with a notice. The file is
+        rewritten beside itself and then swapped in, so a kill during the rewrite loses nothing.
+        """
+        kept = []
+        for number, line in enumerate(self.path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            record = _parse_record(line)
+            if record is None:
+                if line.strip():
+                    print(f"{self.path}: line {number} is not a whole record (a write cut short?); dropped", flush=True)
+                continue
+            if record["step"] <= step:
+                kept.append(line + "\n")
+        partial = self.path.with_name(self.path.name + ".tmp")
+        with partial.open("w", encoding="utf-8") as f:
+            f.writelines(kept)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, self.path)
 
     def _reset(self, now: float) -> None:
         self._window_start = now
@@ -149,10 +178,12 @@ class MetricsLogger:
             "loss": sums["nll_sum"] / tokens,
             "accuracy": sums["correct"] / tokens,
             "learning_rate": sums["learning_rate"] / self._steps,
-            "grad_norm": sums["grad_norm"] / self._steps,
+            "grad_norm": sums["grad_norm"] / max(self._steps - sums.get("skipped", 0.0), 1.0),
             "tokens_per_s": tokens_per_s,
             "step_time_s": step_time,
         }
+        if sums.get("skipped"):
+            record["skipped_steps"] = sums["skipped"]
         if sums.get("z_loss_sum"):
             record["z_loss"] = sums["z_loss_sum"] / tokens
         if self._steps > self._timed_steps:

@@ -13,7 +13,7 @@ import functools
 import itertools
 import pathlib
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import jax
@@ -23,11 +23,14 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from it_jax import errors
 from it_jax import sharding as sharding_lib
 from it_jax.models.spec import ModelSpec
 from it_jax.train import checkpoints as checkpoints_lib
-from it_jax.train import losses, preemption, warm_start
+from it_jax.train import divergence as divergence_lib
+from it_jax.train import losses, peers, preemption, warm_start
 from it_jax.train import metrics as metrics_lib
+from it_jax.train import resume as resume_lib
 from it_jax.train.state import TrainState, abstract_state, state_initializer, state_shardings
 
 Batch = dict[str, jax.Array]
@@ -136,8 +139,14 @@ def train_step(
     loss_config: losses.LossConfig = losses.LossConfig(),
     microbatches: int = 1,
     grad_shardings: Any = None,
+    skip_nonfinite: bool = False,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One optimizer step; dropout randomness is derived from (seed, step), so resuming reproduces it."""
+    """One optimizer step; dropout randomness is derived from (seed, step), so resuming reproduces it.
+
+    The statistics include `nonfinite` (1.0 when the loss, the gradient norm or an updated parameter is not
+    finite). With `skip_nonfinite` such an update is dropped: parameters and optimizer state stay as they
+    were, the step still advances, and the step's statistics are zeroed (`skipped` counts it).
+    """
     dropout_key = jax.random.fold_in(jax.random.key(dropout_seed), state.step)
     grads, stats = accumulate_gradients(
         state.params,
@@ -153,10 +162,15 @@ def train_step(
     real_tokens = sum((batch[k] > 0).sum() for k in ("encoder_input_tokens", "decoder_target_tokens") if k in batch)
     stats = {
         **stats,
-        "learning_rate": schedule(state.step),
         "grad_norm": optax.global_norm(grads),
         "real_tokens": real_tokens.astype(jnp.float32),
     }
+    finite = jnp.isfinite(stats["nll_sum"]) & jnp.isfinite(stats["grad_norm"]) & divergence_lib.all_finite(params)
+    if skip_nonfinite:
+        params, opt_state = divergence_lib.keep_if(finite, (params, opt_state), (state.params, state.opt_state))
+        stats = {name: jnp.where(finite, value, 0.0).astype(value.dtype) for name, value in stats.items()}
+        stats["skipped"] = 1.0 - finite.astype(jnp.float32)
+    stats.update(learning_rate=schedule(state.step), nonfinite=1.0 - finite.astype(jnp.float32))
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), stats
 
 
@@ -176,6 +190,7 @@ class Trainer:
       microbatches: each step's batch is split into this many sequential microbatches whose gradients are
         summed (gradient accumulation: the same update in less activation memory).
       loss_config: label smoothing, z-loss and loss normalization.
+      divergence: what a non-finite step does (stop the run, or skip the update).
     """
 
     spec: ModelSpec
@@ -186,6 +201,7 @@ class Trainer:
     dropout_seed: int = 0
     microbatches: int = 1
     loss_config: losses.LossConfig = losses.LossConfig()
+    divergence: divergence_lib.DivergencePolicy = divergence_lib.DivergencePolicy()
 
     def __post_init__(self):
         if self.microbatches < 1:
@@ -205,6 +221,7 @@ class Trainer:
                 loss_config=self.loss_config,
                 microbatches=self.microbatches,
                 grad_shardings=self.state_shardings.params,
+                skip_nonfinite=self.divergence.skip,
             ),
             in_shardings=(self.state_shardings, self.data_sharding),
             out_shardings=(self.state_shardings, replicated),
@@ -249,16 +266,24 @@ def _global_shapes(host_batch: HostBatch) -> dict[str, tuple[int, ...]]:
 
 
 def _initial_state(
-    trainer: Trainer, checkpointer: checkpoints_lib.Checkpointer, *, seed: int, init_from: str | None
+    trainer: Trainer,
+    checkpointer: checkpoints_lib.Checkpointer,
+    *,
+    seed: int,
+    init_from: str | None,
+    metadata: Mapping[str, Any],
+    allow_changes: Sequence[str],
 ) -> tuple[TrainState, int, int]:
-    """(state, step, input position): the latest checkpoint's, else a fresh (or warm-started) state at 0."""
-    start = checkpointer.latest_step()
-    if start is not None:
-        state = checkpointer.restore(trainer.abstract_state(), start)
-        position = checkpointer.data_position(start)
-        if jax.process_index() == 0:
-            print(f"Resuming from step {start} (input position {position}) in {checkpointer.directory}", flush=True)
-        return state, start, position
+    """(state, step, input position): the newest readable checkpoint's that fits this run (see `resume`),
+    else a fresh (or warm-started) state at 0."""
+    try:
+        target = trainer.abstract_state()
+        resumed = resume_lib.resume(checkpointer, target, metadata=metadata, allow_changes=allow_changes)
+    except BaseException:  # the run does not start: release the checkpointer before reporting why
+        checkpointer.close()
+        raise
+    if resumed is not None:
+        return resumed.state, resumed.step, resumed.position
     state = trainer.init(seed)
     if init_from:
         params, report = warm_start.load_matching_params(init_from, params=state.params)
@@ -266,6 +291,45 @@ def _initial_state(
         if jax.process_index() == 0:
             print(report.summary(), flush=True)
     return state, 0, 0
+
+
+@dataclasses.dataclass
+class _Loop:
+    """What a training step touches besides the state: the divergence monitor, the logger, the evaluation
+    hook, the preemption watcher and the checkpoints."""
+
+    trainer: Trainer
+    checkpointer: checkpoints_lib.Checkpointer
+    logger: metrics_lib.MetricsLogger
+    monitor: divergence_lib.DivergenceMonitor
+    watcher: preemption.PreemptionWatcher
+    evaluation: EvaluationHook | None
+    metadata: dict[str, Any]
+    num_steps: int
+    save_every: int
+
+    def run_step(self, state: TrainState, host_batch: HostBatch, *, step: int, position: int) -> TrainState:
+        """Runs `step` on `host_batch`, then logs, evaluates and saves as due (`position`: batches consumed)."""
+        state, stats = self.trainer.step(state, self.trainer.to_global(host_batch))
+        self.checkpointer.raise_if_save_failed()  # a background save that failed stops the run now
+        self.monitor.observe(step, stats)
+        self.logger.update(step, stats)
+        eval_metrics = None
+        if self.evaluation is not None and self.evaluation.due(step, num_steps=self.num_steps):
+            started = time.perf_counter()
+            eval_metrics = self.evaluation.run(state.params)
+            self.logger.log_eval(step, eval_metrics, seconds=time.perf_counter() - started)
+        stop = self.watcher.should_stop(step)
+        if stop or step == self.num_steps or step % self.save_every == 0:
+            self.monitor.settle()  # a non-finite state raises here instead of being saved
+            self.checkpointer.save(
+                step, state, self.metadata, data_position=position, metrics=eval_metrics, force=True
+            )
+            self.monitor.saved(step)
+        peers.report_progress(step=step, saved_step=self.checkpointer.last_committed)
+        if stop:
+            raise preemption.Preempted(step)
+        return state
 
 
 def train(
@@ -287,6 +351,7 @@ def train(
     flops_per_step: Callable[[Mapping[str, tuple[int, ...]]], float] | None = None,
     peak_flops_per_device: float | None = None,
     tensorboard: bool = True,
+    allow_changes: Sequence[str] = (),
 ) -> TrainState:
     """Trains to `num_steps`, resuming from the latest checkpoint in `model_dir` if there is one.
 
@@ -307,10 +372,16 @@ def train(
       flops_per_step: global batch shapes -> model FLOPs of one training step (for MFU).
       peak_flops_per_device: the accelerator's peak FLOP/s, for model FLOPs utilization.
       tensorboard: also write TensorBoard event files (process 0).
+      allow_changes: settings that may differ from the resumed checkpoint's metadata: "data" (the input
+        restarts at position 0) and/or "schedule" (optimizer, schedule, loss); see `resume`.
 
     Raises:
       preemption.Preempted: on a preemption notice (SIGTERM), after saving a checkpoint of the step.
+      divergence.Diverged: on a non-finite step, under `trainer.divergence`'s policy (nothing non-finite is saved).
     """
+    for name, interval in (("save_every", save_every), ("log_every", log_every)):
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            raise errors.ConfigError(f"{name} must be an int ≥ 1, got {interval!r}")
     model_dir = pathlib.Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     checkpointer = checkpoints_lib.Checkpointer(
@@ -321,7 +392,14 @@ def train(
         best_metric=best_metric,
         best_mode=best_mode,
     )
-    state, start, position = _initial_state(trainer, checkpointer, seed=seed, init_from=init_from)
+    state, start, position = _initial_state(
+        trainer,
+        checkpointer,
+        seed=seed,
+        init_from=init_from,
+        metadata=dict(metadata or {}),
+        allow_changes=allow_changes,
+    )
     logger = metrics_lib.MetricsLogger(
         model_dir,
         start_step=start,
@@ -330,34 +408,31 @@ def train(
         peak_flops_per_device=peak_flops_per_device,
         tensorboard=tensorboard,
     )
+    peers.report_progress(step=start, saved_step=checkpointer.last_committed)
     data = batches(position)
     try:
         with preemption.PreemptionWatcher() as watcher:
+            loop = _Loop(
+                trainer=trainer,
+                checkpointer=checkpointer,
+                logger=logger,
+                monitor=divergence_lib.DivergenceMonitor(
+                    trainer.divergence, checkpoints=str(checkpointer.directory), last_saved=start or None
+                ),
+                watcher=watcher,
+                evaluation=evaluation,
+                metadata=dict(metadata or {}),
+                num_steps=num_steps,
+                save_every=save_every,
+            )
             batch_iter: Iterator[HostBatch] = data
             if flops_per_step is not None and start < num_steps:
                 first = next(data)
                 logger.flops_per_step = flops_per_step(_global_shapes(first))
                 batch_iter = itertools.chain([first], data)
             for step in range(start + 1, num_steps + 1):
-                state, stats = trainer.step(state, trainer.to_global(next(batch_iter)))
                 position += 1
-                logger.update(step, stats)
-                eval_metrics = None
-                if evaluation is not None and evaluation.due(step, num_steps=num_steps):
-                    started = time.perf_counter()
-                    eval_metrics = evaluation.run(state.params)
-                    logger.log_eval(step, eval_metrics, seconds=time.perf_counter() - started)
-                stop = watcher.should_stop(step)
-                checkpointer.save(
-                    step,
-                    state,
-                    dict(metadata or {}),
-                    data_position=position,
-                    metrics=eval_metrics,
-                    force=step == num_steps or stop,
-                )
-                if stop:
-                    raise preemption.Preempted(step)
+                state = loop.run_step(state, next(batch_iter), step=step, position=position)
     finally:
         # Close the input pipeline here: a tf.data iterator left to interpreter shutdown can hang it.
         close = getattr(data, "close", None)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import tiny
 
 import mixtures.synthetic  # noqa: F401  (registers the tasks the hand-made results name)
 from it_jax.evaluation import experiment, report
@@ -15,13 +16,7 @@ from it_jax.evaluation.results import EvalResults, TaskResult, TemplateResult
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TINY = [
-    "T5Config.d_model = 16",
-    "T5Config.d_ff = 32",
-    "T5Config.d_kv = 8",
-    "T5Config.num_heads = 2",
-    "T5Config.num_encoder_layers = 1",
-    "T5Config.num_decoder_layers = 1",
-    "train_run.batch_size = 8",
+    *tiny.T5_GIN_BINDINGS,
     "train_run.save_every = 2",
     "train_run.log_every = 1",
     "train_run.tensorboard = False",

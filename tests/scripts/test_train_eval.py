@@ -9,19 +9,10 @@ import subprocess
 import sys
 import time
 
+import tiny
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
-TINY = [
-    "T5Config.d_model = 32",
-    "T5Config.d_ff = 64",
-    "T5Config.d_kv = 8",
-    "T5Config.num_heads = 2",
-    "T5Config.num_encoder_layers = 1",
-    "T5Config.num_decoder_layers = 1",
-    "train_run.batch_size = 8",
-    "train_run.save_every = 2",
-    "train_run.log_every = 1",
-    "eval_run.max_examples = 4",
-]
+TINY = [*tiny.T5_GIN_BINDINGS, "train_run.save_every = 2", "train_run.log_every = 1", "eval_run.max_examples = 4"]
 
 
 def _command(script, model_dir, *bindings) -> dict:
@@ -46,7 +37,12 @@ def test_train_resume_and_evaluate(tmp_path):
     _run("train.py", model_dir, "TRAIN_STEPS = 4", "main.evaluate = False")
     assert sorted(p.name for p in (model_dir / "checkpoints").iterdir()) == ["2", "4"]
 
-    out = _run("train.py", model_dir, "TRAIN_STEPS = 6")
+    # A longer run lengthens the schedule (`make_schedule.total_steps`): a change the resume guard refuses
+    # unless it is allowed.
+    refused = subprocess.run(**_command("train.py", model_dir, "TRAIN_STEPS = 6"), capture_output=True)
+    assert refused.returncode == 1 and "optimization.schedule.total_steps: 4 in the checkpoint, 6 now" in refused.stderr
+    assert "Traceback" not in refused.stderr and "In call to configurable" not in refused.stderr
+    out = _run("train.py", model_dir, "TRAIN_STEPS = 6", "train_run.allow_changes = ['schedule']")
     assert "Resuming from step 4" in out
     assert _logged_steps(model_dir) == [1, 2, 3, 4, 5, 6]
     assert "| synthetic_item_inference | zs_opt | entailment | accuracy |" in out

@@ -18,8 +18,8 @@ from it_jax.models.spec import ModelSpec  # noqa: E402
 from it_jax.train import distributed, optimizers, preemption  # noqa: E402
 from it_jax.train import trainer as trainer_lib  # noqa: E402
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from conftest import TINY, _make_batch  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))
+from tiny import TINY, make_batch  # noqa: E402
 
 
 def main(model_dir: str, num_processes: int, process_id: int, port: int, steps: int) -> None:
@@ -37,7 +37,7 @@ def main(model_dir: str, num_processes: int, process_id: int, port: int, steps: 
         share = 8 // jax.process_count()
         rows = slice(jax.process_index() * share, (jax.process_index() + 1) * share)
         while True:
-            yield {name: value[rows] for name, value in _make_batch(position).items()}
+            yield {name: value[rows] for name, value in make_batch(position).items()}
             position += 1
 
     try:

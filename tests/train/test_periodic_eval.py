@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from it_jax import sharding
+from it_jax.evaluation.periodic import PeriodicEval
 from it_jax.train import losses
 from it_jax.train import trainer as trainer_lib
 from it_jax.train.checkpoints import Checkpointer
-from it_jax.evaluation.periodic import PeriodicEval
 
 
 def test_eval_metrics_over_a_fixed_set_read_once(stacked_spec, optimizer, schedule, make_lm_batch):
