@@ -24,7 +24,7 @@ from jax.sharding import Mesh
 from it_jax import settings_checks
 from it_jax import sharding as sharding_lib
 from it_jax.data import layout as layout_lib
-from it_jax.data import mixing, pipeline, sources, vocab
+from it_jax.data import mixing, packed_input, pipeline, sources, vocab
 from it_jax.evaluation import evaluate, evaluator, periodic
 from it_jax.evaluation.predictor import Predictor
 from it_jax.models import decoder, registry, t5
@@ -238,26 +238,22 @@ def train_run(
         divergence=divergence.DivergencePolicy(on_nonfinite, max_consecutive_skips),
     )
 
-    def batches(position: int, *, task: str = mixture, split: str = "train", shuffle: bool = True):
-        return pipeline.host_batches(
-            task,
-            task_feature_lengths=run.task_feature_lengths,
-            layout=run.layout,
-            batch_size=batch_size,
-            split=split,
-            pack=pack,
-            shuffle=shuffle,
-            seed=seed,
-            shard_index=jax.process_index(),
-            num_shards=jax.process_count(),
-            skip_batches=position,
+    shards = {"shard_index": jax.process_index(), "num_shards": jax.process_count()}
+    stream = {"task_feature_lengths": run.task_feature_lengths, "layout": run.layout, "batch_size": batch_size}
+
+    def batches(position: int):
+        """The training stream from global batch `position` on (index-based: resuming replays nothing)."""
+        return packed_input.packed_batches(
+            mixture, vocabulary=run.vocabulary, pack=pack, seed=seed, skip_batches=position, **stream, **shards
         )
 
     evaluation = None
     if eval_every and (eval_mixture is not None or eval_tasks):
         loss_batches = None
         if eval_mixture is not None:
-            loss_batches = functools.partial(batches, 0, task=eval_mixture, split=eval_split, shuffle=False)
+            loss_batches = functools.partial(
+                pipeline.host_batches, eval_mixture, split=eval_split, pack=pack, shuffle=False, **stream, **shards
+            )
         evaluation = periodic.PeriodicEval(
             trainer=trainer,
             batches=loss_batches,
@@ -267,7 +263,10 @@ def train_run(
         )
     metadata = {
         **run.metadata(),
-        "data": _data_metadata(mixture, batch_size=batch_size, pack=pack, seed=seed, cap=cap, temperature=temperature),
+        "data": _data_metadata(
+            mixture, batch_size=batch_size, pack=pack, seed=seed, cap=cap, temperature=temperature,
+            input=packed_input.STREAM_VERSION,
+        ),
         "optimization": {
             "schedule": _gin_settings("make_schedule"),
             "optimizer": _gin_settings("make_optimizer"),
@@ -291,6 +290,9 @@ def train_run(
             best_mode=best_mode,
             init_from=init_from,
             flops_per_step=functools.partial(flops.train_flops_per_step, run.model_config),
+            batch_shapes=pipeline.batch_shapes(
+                run.layout, task_feature_lengths=run.task_feature_lengths, batch_size=batch_size, pack=pack
+            ),
             peak_flops_per_device=peak_flops_per_device,
             tensorboard=tensorboard,
             allow_changes=allow_changes,

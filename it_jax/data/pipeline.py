@@ -136,6 +136,14 @@ def feature_converter(layout: PromptLayout, *, pack: bool) -> seqio.FeatureConve
     return seqio.EncDecFeatureConverter(pack=pack)
 
 
+def batch_shapes(
+    layout: PromptLayout, *, task_feature_lengths: Mapping[str, int], batch_size: int, pack: bool
+) -> dict[str, tuple[int, int]]:
+    """The global shape of each model feature of a batch (all int32), known before any data is read."""
+    lengths = feature_converter(layout, pack=pack).get_model_feature_lengths(dict(task_feature_lengths))
+    return {name: (batch_size, length) for name, length in lengths.items()}
+
+
 def host_batches(
     mixture_or_task: str,
     *,

@@ -8,6 +8,7 @@ A step may accumulate gradients over microbatches; the loop evaluates periodical
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import itertools
@@ -261,6 +262,22 @@ class Trainer:
             return self._eval(params, batch)
 
 
+def _first_batch_while_compiling(
+    trainer: Trainer, state: TrainState, data: Iterator[HostBatch], batch_shapes: Mapping[str, tuple[int, ...]] | None
+) -> HostBatch:
+    """The first host batch, read in a background thread while the train step compiles ahead of time for the
+    global `batch_shapes` (int32 features; None: it compiles at the first step instead, after the read)."""
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="first-batch") as pool:
+        first = pool.submit(next, data)
+        if batch_shapes is not None:
+            specs = {
+                name: jax.ShapeDtypeStruct(tuple(shape), jnp.int32, sharding=trainer.data_sharding)
+                for name, shape in batch_shapes.items()
+            }
+            trainer.lower(state, specs).compile()
+        return first.result()
+
+
 def _global_shapes(host_batch: HostBatch) -> dict[str, tuple[int, ...]]:
     return {k: (v.shape[0] * jax.process_count(), *v.shape[1:]) for k, v in host_batch.items()}
 
@@ -349,6 +366,7 @@ def train(
     best_mode: str = "min",
     init_from: str | None = None,
     flops_per_step: Callable[[Mapping[str, tuple[int, ...]]], float] | None = None,
+    batch_shapes: Mapping[str, tuple[int, ...]] | None = None,
     peak_flops_per_device: float | None = None,
     tensorboard: bool = True,
     allow_changes: Sequence[str] = (),
@@ -370,6 +388,8 @@ def train(
       init_from: when starting from scratch, a model directory (or its `checkpoints/`) whose parameters
         initialize every parameter of the same path and shape (see `warm_start`).
       flops_per_step: global batch shapes -> model FLOPs of one training step (for MFU).
+      batch_shapes: the global shape of each (int32) batch feature, when known from the config: the step
+        then compiles while the input pipeline starts, instead of after its first batch.
       peak_flops_per_device: the accelerator's peak FLOP/s, for model FLOPs utilization.
       tensorboard: also write TensorBoard event files (process 0).
       allow_changes: settings that may differ from the resumed checkpoint's metadata: "data" (the input
@@ -426,9 +446,10 @@ def train(
                 save_every=save_every,
             )
             batch_iter: Iterator[HostBatch] = data
-            if flops_per_step is not None and start < num_steps:
-                first = next(data)
-                logger.flops_per_step = flops_per_step(_global_shapes(first))
+            if start < num_steps:
+                first = _first_batch_while_compiling(trainer, state, data, batch_shapes)
+                if flops_per_step is not None:
+                    logger.flops_per_step = flops_per_step(_global_shapes(first))
                 batch_iter = itertools.chain([first], data)
             for step in range(start + 1, num_steps + 1):
                 position += 1

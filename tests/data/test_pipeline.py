@@ -34,3 +34,18 @@ def test_each_host_reads_its_own_share_of_the_global_batch():
     assert not np.array_equal(shards[0]["encoder_input_tokens"], shards[1]["encoder_input_tokens"])
     with pytest.raises(ValueError, match="not divisible"):
         _batches(0, 1, shard_index=0, num_shards=3)
+
+
+@pytest.mark.parametrize("prompt_layout", [layout.ENCODER_DECODER, layout.PREFIX_LM, layout.causal_lm(2)])
+@pytest.mark.parametrize("pack", [True, False])
+def test_batch_shapes_are_those_of_the_batches(prompt_layout, pack):
+    """The shapes the train step compiles for ahead of time are exactly the pipeline's (else it recompiles)."""
+    lengths = {"inputs": 32, "targets": 8}
+    batch = next(
+        pipeline.host_batches(
+            "synthetic_addition", task_feature_lengths=lengths, layout=prompt_layout, batch_size=4, pack=pack, seed=1
+        )
+    )
+    expected = pipeline.batch_shapes(prompt_layout, task_feature_lengths=lengths, batch_size=4, pack=pack)
+    assert {name: value.shape for name, value in batch.items()} == expected
+    assert all(value.dtype == np.int32 for value in batch.values())
