@@ -98,7 +98,7 @@ def count_examples(batch: Batch) -> int:
 
 def batches(setting: Setting, vocabulary, *, skip_batches: int = 0) -> Iterator[Batch]:
     """The stream exactly as `launch.train_run` calls it (one host): the training stream, or the seqio pipeline."""
-    from it_jax.data import layout, packed_input, pipeline
+    from it_jax.data import layout, pipeline
 
     common = {
         "task_feature_lengths": setting.task_feature_lengths,
@@ -109,6 +109,8 @@ def batches(setting: Setting, vocabulary, *, skip_batches: int = 0) -> Iterator[
         "skip_batches": skip_batches,
     }
     if setting.stream == "train":
+        from it_jax.data import packed_input  # absent before the training stream existed (--stream seqio there)
+
         return packed_input.packed_batches(setting.mixture, vocabulary=vocabulary, **common)
     return pipeline.host_batches(setting.mixture, shuffle=True, **common)
 
