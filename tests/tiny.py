@@ -69,15 +69,17 @@ def lm_batch(seed: int, batch_size: int = 8, length: int = 8) -> dict[str, np.nd
     }
 
 
-def t5_trainer(*, learning_rate: float = 1e-2, devices: int = 1, **trainer_kwargs) -> Any:
-    """A `Trainer` of the tiny T5 with AdamW on the first `devices` devices (one data axis)."""
+def t5_trainer(
+    *, learning_rate: float = 1e-2, devices: int = 1, config: t5.T5Config = TINY, **trainer_kwargs
+) -> Any:
+    """A `Trainer` of the tiny T5 (or `config`) with AdamW on the first `devices` devices (one data axis)."""
     from it_jax import sharding
     from it_jax.train import optimizers
     from it_jax.train import trainer as trainer_lib
 
     schedule = optimizers.make_schedule(base_learning_rate=learning_rate, warmup_steps=2, decay="constant")
     return trainer_lib.Trainer(
-        spec=ModelSpec.create(lambda rngs: t5.T5(TINY, rngs=rngs)),
+        spec=ModelSpec.create(lambda rngs: t5.T5(config, rngs=rngs)),
         optimizer=optimizers.make_optimizer(schedule, name="adamw"),
         schedule=schedule,
         mesh=sharding.create_mesh(devices=jax.devices()[:devices], data=devices),

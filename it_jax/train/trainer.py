@@ -262,20 +262,41 @@ class Trainer:
             return self._eval(params, batch)
 
 
-def _first_batch_while_compiling(
-    trainer: Trainer, state: TrainState, data: Iterator[HostBatch], batch_shapes: Mapping[str, tuple[int, ...]] | None
-) -> HostBatch:
-    """The first host batch, read in a background thread while the train step compiles ahead of time for the
-    global `batch_shapes` (int32 features; None: it compiles at the first step instead, after the read)."""
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="first-batch") as pool:
-        first = pool.submit(next, data)
+def _start_while_compiling(
+    trainer: Trainer,
+    state: TrainState,
+    batches: Callable[[int], Iterator[HostBatch]],
+    position: int,
+    batch_shapes: Mapping[str, tuple[int, ...]] | None,
+) -> tuple[Iterator[HostBatch], HostBatch]:
+    """The input stream from `position` and its first host batch, both built in a background thread while the
+    train step compiles ahead of time for the global `batch_shapes` (int32 features; None: it compiles at the
+    first step instead, after the read)."""
+
+    def start() -> tuple[Iterator[HostBatch], HostBatch]:
+        data = batches(position)
+        try:
+            return data, next(data)
+        except BaseException:
+            _close(data)
+            raise
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="input-start") as pool:
+        started = pool.submit(start)
         if batch_shapes is not None:
             specs = {
                 name: jax.ShapeDtypeStruct(tuple(shape), jnp.int32, sharding=trainer.data_sharding)
                 for name, shape in batch_shapes.items()
             }
             trainer.lower(state, specs).compile()
-        return first.result()
+        return started.result()
+
+
+def _close(data: Iterator[HostBatch]) -> None:
+    """Closes an input stream (a tf.data iterator left to interpreter shutdown can hang it)."""
+    close = getattr(data, "close", None)
+    if close is not None:
+        close()
 
 
 def _global_shapes(host_batch: HostBatch) -> dict[str, tuple[int, ...]]:
@@ -429,7 +450,7 @@ def train(
         tensorboard=tensorboard,
     )
     peers.report_progress(step=start, saved_step=checkpointer.last_committed)
-    data = batches(position)
+    stream: Iterator[HostBatch] = iter(())
     try:
         with preemption.PreemptionWatcher() as watcher:
             loop = _Loop(
@@ -445,20 +466,16 @@ def train(
                 num_steps=num_steps,
                 save_every=save_every,
             )
-            batch_iter: Iterator[HostBatch] = data
             if start < num_steps:
-                first = _first_batch_while_compiling(trainer, state, data, batch_shapes)
+                stream, first = _start_while_compiling(trainer, state, batches, position, batch_shapes)
                 if flops_per_step is not None:
                     logger.flops_per_step = flops_per_step(_global_shapes(first))
-                batch_iter = itertools.chain([first], data)
+                data = itertools.chain([first], stream)
             for step in range(start + 1, num_steps + 1):
                 position += 1
-                state = loop.run_step(state, next(batch_iter), step=step, position=position)
+                state = loop.run_step(state, next(data), step=step, position=position)
     finally:
-        # Close the input pipeline here: a tf.data iterator left to interpreter shutdown can hang it.
-        close = getattr(data, "close", None)
-        if close is not None:
-            close()
+        _close(stream)
         logger.close()
         checkpointer.close()
     return state

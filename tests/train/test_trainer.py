@@ -1,9 +1,16 @@
+import dataclasses
+import functools
+import itertools
+
 import jax
 import numpy as np
 import pytest
+import tiny
 from jax.sharding import PartitionSpec
 
+import mixtures.synthetic  # noqa: F401  (registers the synthetic collection)
 from it_jax import sharding
+from it_jax.data import layout, packed_input, vocab
 from it_jax.train import losses
 from it_jax.train import trainer as trainer_lib
 from it_jax.train.checkpoints import Checkpointer
@@ -141,3 +148,34 @@ def test_resumption_uses_the_saved_input_position(tmp_path, stacked_spec, optimi
     trainer_lib.train(model_dir=tmp_path, num_steps=4, save_every=1, **common)
     assert seen[:2] == [("start", 7), 7]
     assert Checkpointer(tmp_path / "checkpoints").data_position(4) == 8
+
+
+def test_a_run_resumed_at_input_position_1000_reads_the_uninterrupted_runs_batch(tmp_path):
+    stream = functools.partial(
+        packed_input.packed_batches,
+        "synthetic_all",
+        task_feature_lengths={"inputs": 32, "targets": 8},
+        layout=layout.ENCODER_DECODER,
+        vocabulary=vocab.make_vocabulary(),
+        batch_size=4,
+        seed=3,
+    )
+    read = []
+
+    def batches(position):
+        for batch in stream(skip_batches=position):
+            read.append(batch)
+            yield batch
+
+    trainer = tiny.t5_trainer(config=dataclasses.replace(tiny.TINY, vocab_size=384))
+    state, _ = trainer.step(trainer.init(seed=0), trainer.to_global(next(stream())))
+    checkpointer = Checkpointer(tmp_path / "checkpoints", save_every=1)
+    checkpointer.save(1, state, {}, data_position=1000)
+    checkpointer.close()
+    trainer_lib.train(trainer=trainer, batches=batches, model_dir=tmp_path, num_steps=2, tensorboard=False)
+    uninterrupted = list(itertools.islice(stream(), 1001))
+    assert read[0].keys() == uninterrupted[1000].keys()
+    for name, value in read[0].items():
+        np.testing.assert_array_equal(value, uninterrupted[1000][name])
+    assert not np.array_equal(read[0]["encoder_input_tokens"], uninterrupted[999]["encoder_input_tokens"])
+    assert Checkpointer(tmp_path / "checkpoints").data_position(2) == 1001
