@@ -6,10 +6,7 @@ Library functions stay plain keyword-only functions; this module is where they b
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import importlib
-import logging
 import os
 import pathlib
 from collections.abc import Mapping, Sequence
@@ -21,18 +18,21 @@ import optax
 import seqio
 from jax.sharding import Mesh
 
-from it_jax import settings_checks
+from it_jax import gin_paths, settings_checks
 from it_jax import sharding as sharding_lib
 from it_jax.data import layout as layout_lib
-from it_jax.data import mixing, packed_input, pipeline, sources, vocab
+from it_jax.data import context as context_lib
+from it_jax.data import mixing, packed_input, pipeline, vocab
 from it_jax.evaluation import evaluate, evaluator, periodic
 from it_jax.evaluation.predictor import Predictor
 from it_jax.models import decoder, registry, t5
 from it_jax.models.spec import ModelSpec
+from it_jax.run_context import RunContext
+from it_jax.run_dir import RunDirectory
 from it_jax.train import divergence, flops, losses, optimizers
 from it_jax.train import trainer as trainer_lib
 
-GIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "gin"
+GIN_DIR = gin_paths.GIN_DIR
 
 _CONFIGURABLES = {
     "T5Config": t5.T5Config,
@@ -55,18 +55,10 @@ def register_configurables() -> None:
 
 
 def parse_config(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> None:
-    """Parses gin files (paths as given, or relative to the repository's `gin/`) and bindings."""
+    """Parses gin files (paths as given, else under the repository's `gin/`), then bindings. Includes and the
+    input paths bound in a gin file resolve against that file, not the working directory (`gin_paths`)."""
     register_configurables()
-    # Includes name files from the repository root ("gin/models/t5_tiny.gin"), so they resolve from anywhere.
-    gin.add_config_file_search_path(str(GIN_DIR.parent))
-    files = [f if os.path.isfile(f) else str(GIN_DIR / f) for f in gin_files]
-    # gin logs an error for every search-path prefix a file is not under before finding it; a file that
-    # is found nowhere still raises an IOError naming the paths searched.
-    logging.disable(logging.ERROR)
-    try:
-        gin.parse_config_files_and_bindings(files, list(bindings))
-    finally:
-        logging.disable(logging.NOTSET)
+    gin_paths.parse(gin_files, bindings)
 
 
 def gin_model_config(name: str, bindings: Sequence[str] = ()) -> registry.ModelConfig:
@@ -91,34 +83,6 @@ def model_spec(config: registry.ModelConfig) -> ModelSpec:
     return registry.model_spec(config)
 
 
-def _import_modules(modules: Sequence[str]) -> None:
-    for module in modules:
-        importlib.import_module(module)
-
-
-@dataclasses.dataclass(frozen=True)
-class RunConfig:
-    """What training and evaluation share: the model, its vocabulary and prompt layout, lengths, task modules."""
-
-    model_dir: str
-    model_config: registry.ModelConfig
-    vocabulary: seqio.Vocabulary
-    task_modules: Sequence[str]
-    task_feature_lengths: Mapping[str, int]
-    layout: layout_lib.PromptLayout
-
-    def metadata(self) -> dict[str, Any]:
-        """Recorded with every checkpoint: enough to evaluate or serve the run without its gin files."""
-        return {
-            "architecture": registry.architecture(self.model_config),
-            "model_config": registry.config_to_dict(self.model_config),
-            "vocabulary": type(self.vocabulary).__name__,
-            "vocabulary_spec": vocab.describe(self.vocabulary),
-            "layout": self.layout.to_dict(),
-            "task_feature_lengths": dict(self.task_feature_lengths),
-        }
-
-
 @gin.configurable("run_config")
 def make_run_config(
     *,
@@ -129,30 +93,42 @@ def make_run_config(
     task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
     data_dir: str | None = None,
     layout: layout_lib.PromptLayout | None = None,
-) -> RunConfig:
-    """The shared run settings; `data_dir` (if given) is where TFDS-backed tasks read local JSONL mirrors.
+    cap: int | None = mixing.DEFAULT_CAP,
+    temperature: float = 1.0,
+    extra_task_modules: Sequence[str] = (),
+) -> RunContext:
+    """The run context, with the task modules' tasks registered under it.
 
+    `data_dir` (if given) is where TFDS-backed tasks read local JSONL mirrors; the collections' mixtures mix
+    examples-proportionally with each task's rate capped at `cap`, then raised to `1 / temperature`.
     `layout` (how inputs and targets become model tokens) defaults to the architecture's (see
     `it_jax.data.layout.default_layout`); a decoder fine-tuned from Hugging Face keeps `causal_lm(bos_id)`.
+    `extra_task_modules` (the scripts' `--task_module` flags) are loaded after `task_modules`.
     Every setting is checked first (see `it_jax.settings_checks`).
     """
     settings_checks.raise_if_any(settings_checks.run_config_problems(make_run_config, locals()))
-    if data_dir:
-        os.environ[sources.DATA_DIR_ENV] = os.path.abspath(data_dir)
     architecture = registry.architecture(model_config)
-    layout = layout or layout_lib.default_layout(architecture, vocabulary)
-    return RunConfig(
-        model_dir, model_config, vocabulary, tuple(task_modules), dict(task_feature_lengths), layout
+    modules = tuple(dict.fromkeys(context_lib.module_label(m) for m in (*task_modules, *extra_task_modules)))
+    run = RunContext(
+        directory=RunDirectory(model_dir),
+        model_config=model_config,
+        vocabulary=vocabulary,
+        layout=layout or layout_lib.default_layout(architecture, vocabulary),
+        task_feature_lengths=dict(task_feature_lengths),
+        task_modules=modules,
+        data_dir=os.path.abspath(data_dir) if data_dir else None,
+        cap=cap,
+        temperature=temperature,
     )
+    run.register_tasks()
+    return run
 
 
 @gin.configurable("train_run", denylist=["run"])
 def train_run(
-    run: RunConfig,
+    run: RunContext,
     *,
     mixture: str | Sequence[str] = gin.REQUIRED,
-    cap: int | None = mixing.DEFAULT_CAP,
-    temperature: float = 1.0,
     batch_size: int = 32,
     num_steps: int = 1000,
     pack: bool = True,
@@ -186,9 +162,8 @@ def train_run(
 ):
     """Trains `run.model_config` on `mixture`, resuming from `run.model_dir` if it holds checkpoints.
 
-    `mixture` is a registered mixture or task, or a list of task names. Mixtures using
-    `mixing.configured_rate` (the synthetic and FLAN collections, and a list given here) mix
-    examples-proportionally with each task's rate capped at `cap`, then raised to `1 / temperature`.
+    `mixture` is a registered mixture or task, or a list of task names (mixed at the run's rate: see
+    `make_run_config`'s `cap` and `temperature`).
 
     Args (the scale-out knobs; see `trainer.train` for the rest):
       mesh: default: every device on the `data` axis (`create_mesh.replica/data/fsdp/tensor` set it).
@@ -198,7 +173,9 @@ def train_run(
       keep_best, best_metric, best_mode: also keep the best checkpoints by an eval metric.
       peak_flops_per_device: the accelerator's peak FLOP/s (e.g. 989e12 for an H100's bf16), for MFU.
       eval_mixture, eval_every, eval_batches, eval_split: every `eval_every` steps, `eval/loss` and
-        `eval/accuracy` over the first `eval_batches` batches of `eval_mixture`'s `eval_split` split.
+        `eval/accuracy` over `eval_batches` batches of `eval_split` shared out among `eval_mixture`'s tasks
+        (at least one each, tasks weighted equally), plus each task's `eval/<task>/loss` and
+        `eval/<task>/accuracy`: set it to the training mixture to follow every training task.
       eval_tasks, eval_examples: also every `eval_every` steps, the evaluator's metrics (rank
         classification, generation; every answer template) on the first `eval_examples` examples of each
         task's `eval_split`: `eval/<task>/<variant>/<metric>` and `eval/mean_template`.
@@ -212,14 +189,14 @@ def train_run(
     Every setting is checked before any data is read or anything compiles (see `check_settings`).
     """
     settings_checks.raise_if_any(settings_checks.train_run_problems(train_run, run, locals()))
-    _import_modules(run.task_modules)
-    mixing.configure_rates(cap=cap, temperature=temperature)
+    settings_checks.warn(settings_checks.gin_schedule_warnings(num_steps))
     if not isinstance(mixture, str):
-        mixture = mixing.register_mixture("train_run_mixture", list(mixture), rate=mixing.configured_rate).name
+        mixture = mixing.register_mixture("train_run_mixture", list(mixture), rate=run.tasks.rate()).name
     if eval_mixture is not None and not isinstance(eval_mixture, str):
         eval_mixture = mixing.register_mixture(
-            "train_run_eval_mixture", list(eval_mixture), rate=mixing.configured_rate
+            "train_run_eval_mixture", list(eval_mixture), rate=run.tasks.rate()
         ).name
+    context_lib.check_vocabularies(mixture, run.vocabulary)
     mesh = mesh or sharding_lib.create_mesh(data=-1)
     spec = model_spec(run.model_config)
     if jax.process_index() == 0:
@@ -249,22 +226,28 @@ def train_run(
 
     evaluation = None
     if eval_every and (eval_mixture is not None or eval_tasks):
-        loss_batches = None
+        loss_batches, num_batches = None, eval_batches
         if eval_mixture is not None:
-            loss_batches = functools.partial(
-                pipeline.host_batches, eval_mixture, split=eval_split, pack=pack, shuffle=False, **stream, **shards
-            )
+            # Each task's own batches, for its own loss; the `eval_batches` are shared out among the tasks.
+            eval_subtasks = [task.name for task in seqio.get_subtasks(seqio.get_mixture_or_task(eval_mixture))]
+            loss_batches = {
+                name: functools.partial(
+                    pipeline.host_batches, name, split=eval_split, pack=pack, shuffle=False, **stream, **shards
+                )
+                for name in eval_subtasks
+            }
+            num_batches = -(-eval_batches // len(eval_subtasks))
         evaluation = periodic.PeriodicEval(
             trainer=trainer,
             batches=loss_batches,
-            num_batches=eval_batches,
+            num_batches=num_batches,
             every=eval_every,
             task_metrics=_task_metrics(run, trainer, eval_tasks, eval_split, eval_examples) if eval_tasks else None,
         )
     metadata = {
         **run.metadata(),
         "data": _data_metadata(
-            mixture, batch_size=batch_size, pack=pack, seed=seed, cap=cap, temperature=temperature,
+            mixture, batch_size=batch_size, pack=pack, seed=seed, cap=run.cap, temperature=run.temperature,
             input=packed_input.STREAM_VERSION,
         ),
         "optimization": {
@@ -273,33 +256,36 @@ def train_run(
             "loss": {"label_smoothing": label_smoothing, "z_loss": z_loss, "normalization": loss_normalization},
         },
     }
-    with vocab.use_vocabulary(run.vocabulary):
-        return trainer_lib.train(
-            trainer=trainer,
-            batches=batches,
-            model_dir=run.model_dir,
-            num_steps=num_steps,
-            seed=seed,
-            save_every=save_every,
-            keep_checkpoints=keep_checkpoints,
-            log_every=log_every,
-            metadata=metadata,
-            evaluation=evaluation,
-            keep_best=keep_best,
-            best_metric=best_metric,
-            best_mode=best_mode,
-            init_from=init_from,
-            flops_per_step=functools.partial(flops.train_flops_per_step, run.model_config),
-            batch_shapes=pipeline.batch_shapes(
-                run.layout, task_feature_lengths=run.task_feature_lengths, batch_size=batch_size, pack=pack
-            ),
-            peak_flops_per_device=peak_flops_per_device,
-            tensorboard=tensorboard,
-            allow_changes=allow_changes,
-        ), trainer
+    config_gin = gin.config_str()
+    state = trainer_lib.train(
+        trainer=trainer,
+        batches=batches,
+        model_dir=run.model_dir,
+        num_steps=num_steps,
+        seed=seed,
+        save_every=save_every,
+        keep_checkpoints=keep_checkpoints,
+        log_every=log_every,
+        metadata=metadata,
+        evaluation=evaluation,
+        keep_best=keep_best,
+        best_metric=best_metric,
+        best_mode=best_mode,
+        init_from=init_from,
+        flops_per_step=functools.partial(flops.train_flops_per_step, run.model_config),
+        batch_shapes=pipeline.batch_shapes(
+            run.layout, task_feature_lengths=run.task_feature_lengths, batch_size=batch_size, pack=pack
+        ),
+        peak_flops_per_device=peak_flops_per_device,
+        tensorboard=tensorboard,
+        allow_changes=allow_changes,
+        on_start=lambda: run.save(config_gin) if jax.process_index() == 0 else None,
+        num_tasks=len(metadata["data"]["tasks"]),
+    )
+    return state, trainer
 
 
-def check_settings(run: RunConfig, *, evaluate: bool = True) -> None:
+def check_settings(run: RunContext, *, evaluate: bool = True) -> None:
     """Checks the settings gin will pass `train_run` (and `eval_run` when `evaluate`) without running them;
     raises one `ConfigError` listing every problem. Call it before training, so that a bad evaluation
     setting fails before the run rather than after it."""
@@ -331,7 +317,7 @@ def _gin_settings(configurable: str) -> dict[str, Any]:
 
 
 def _task_metrics(
-    run: RunConfig, trainer: trainer_lib.Trainer, names: Sequence[str], split: str, max_examples: int
+    run: RunContext, trainer: trainer_lib.Trainer, names: Sequence[str], split: str, max_examples: int
 ) -> periodic.TaskMetrics:
     """The periodic evaluation's metrics mode: the evaluator on the trainer's mesh."""
     predictor = Predictor(
@@ -353,7 +339,7 @@ def _task_metrics(
 
 @gin.configurable("eval_run", denylist=["run", "params", "spec"])
 def eval_run(
-    run: RunConfig,
+    run: RunContext,
     *,
     params: Any,
     spec: ModelSpec,
@@ -370,21 +356,26 @@ def eval_run(
     output_dir: str | None = None,
     title: str | None = None,
     checkpoint: str | None = None,
+    reference_tasks: Sequence[str] = (),
+    trained_on: str | Sequence[str] | None = None,
 ) -> str:
     """Evaluates every answer template of the held-out `cluster`'s tasks (or `tasks_to_eval`, or a
-    `mixture`'s tasks) in `variants` (default: each task's own); writes `output_dir` (default
-    `<model_dir>/eval/`). `checkpoint` and `step` name the evaluated model in the report."""
+    `mixture`'s tasks), then of `reference_tasks` (e.g. a few the model trained on, to show what training
+    taught), in `variants` (default: each task's own); writes `output_dir` (default `<model_dir>/eval/`).
+    `checkpoint` and `step` name the evaluated model in the report; `trained_on` (the training mixture, or
+    its list of mixtures and tasks) marks each task seen or held out in the report's verdict."""
     settings_checks.raise_if_any(settings_checks.eval_run_problems(eval_run, run, locals()))
-    _import_modules(run.task_modules)
     names = evaluate.select_tasks(cluster=cluster, mixture=mixture, tasks=tasks_to_eval)
+    references = [name for name in reference_tasks if name not in names]
     if title is None:
         title = f"Evaluation ({split}): " + (f"held-out cluster `{cluster}`" if cluster else ", ".join(names))
+        title += f"; for reference: {', '.join(references)}" if references else ""
     _, markdown = evaluate.evaluate_model(
         spec=spec,
         params=params,
         vocabulary=run.vocabulary,
         layout=run.layout,
-        task_names=names,
+        task_names=[*names, *references],
         task_feature_lengths=run.task_feature_lengths,
         output_dir=output_dir or pathlib.Path(run.model_dir) / "eval",
         title=title,
@@ -396,5 +387,6 @@ def eval_run(
         mesh=mesh,
         checkpoint=checkpoint or run.model_dir,
         step=step,
+        trained_tasks=None if trained_on is None else evaluate.trained_task_names(trained_on),
     )
     return markdown

@@ -4,6 +4,8 @@ mixtures, tasks, clusters, splits and metrics.
 
 Each `*_problems` function returns one line per problem, naming the gin binding, the bad value and what is
 expected (with close matches for a misspelt name); `raise_if_any` raises them together as one `ConfigError`.
+Settings that are allowed but probably mistakes (a warmup as long as the run, a decay that ends before or after
+it) are `*_warnings` instead, which `warn` prints once each.
 They read no data and compile nothing, so a bad setting fails in seconds, not after a day of training.
 """
 
@@ -12,10 +14,10 @@ from __future__ import annotations
 import collections.abc
 import difflib
 import fnmatch
-import importlib
 import inspect
 import math
 import os
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,9 +45,9 @@ _MAPPINGS = (collections.abc.Mapping, dict)
 _MINIMUM = {
     "train_run": {
         "num_steps": 1, "batch_size": 1, "save_every": 1, "log_every": 1, "eval_every": 0, "eval_batches": 1,
-        "eval_examples": 1, "keep_checkpoints": 1, "keep_best": 0, "microbatches": 1, "cap": 1,
-        "max_consecutive_skips": 1,
+        "eval_examples": 1, "keep_checkpoints": 1, "keep_best": 0, "microbatches": 1, "max_consecutive_skips": 1,
     },
+    "run_config": {"cap": 1},
     "eval_run": {"batch_size": 1, "max_examples": 1},
 }
 _CHOICES = {
@@ -55,6 +57,62 @@ _CHOICES = {
         "on_nonfinite": divergence.POLICIES,
     },
 }
+
+
+_WARNED: set[str] = set()  # the warnings printed in this process (each is printed once)
+_DECAYS_TO_TOTAL_STEPS = ("linear", "cosine")  # the decays of `optimizers.make_schedule` that end at total_steps
+
+
+def warn(warnings: Sequence[str]) -> None:
+    """Prints each warning not printed before in this process, on process 0, to stderr."""
+    for warning in dict.fromkeys(warnings):
+        if warning not in _WARNED and jax.process_index() == 0:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+        _WARNED.add(warning)
+
+
+def schedule_warnings(num_steps: Any, schedule: Settings) -> list[str]:
+    """`make_schedule`'s settings (`schedule`: its arguments) against `train_run.num_steps`: a warmup that lasts
+    the whole run, and a linear or cosine decay whose `total_steps` is not the run's length (it ends early, and
+    the rest runs at the final rate; or late, and the run stops mid-decay)."""
+    warnings = []
+    warmup, total, decay = (schedule.get(name) for name in ("warmup_steps", "total_steps", "decay"))
+    if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
+        return warnings
+    if isinstance(warmup, int) and warmup >= num_steps:
+        warnings.append(
+            f"make_schedule.warmup_steps = {warmup} ≥ train_run.num_steps = {num_steps}: the whole run is warmup "
+            "and the learning rate never reaches make_schedule.base_learning_rate"
+        )
+    if decay in _DECAYS_TO_TOTAL_STEPS and isinstance(total, int) and total != num_steps:
+        if total < num_steps:
+            effect = f"the {decay} decay ends at step {total} and the last {num_steps - total} steps keep its final rate"
+        else:
+            effect = f"the {decay} decay lasts {total} steps and the run stops at step {num_steps}, before its end"
+        warnings.append(
+            f"make_schedule.total_steps = {total} but train_run.num_steps = {num_steps}: {effect} "
+            "(bind both to the same number, e.g. the TRAIN_STEPS macro)"
+        )
+    return warnings
+
+
+def gin_schedule_warnings(num_steps: Any) -> list[str]:
+    """`schedule_warnings` for the schedule gin configures (`make_schedule`'s defaults and bindings); none when
+    gin does not configure `make_schedule`."""
+    from it_jax.train import optimizers
+
+    try:
+        bindings = gin.get_bindings("make_schedule")
+    except ValueError:  # not registered with gin in this process
+        return []
+    if not bindings:
+        return []
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(optimizers.make_schedule).parameters.items()
+        if parameter.default is not parameter.empty
+    }
+    return schedule_warnings(num_steps, {**defaults, **bindings})
 
 
 def raise_if_any(problems: Sequence[str]) -> None:
@@ -191,22 +249,12 @@ def range_problems(binding: str, settings: Settings) -> list[str]:
         ("peak_flops_per_device", lambda v: v > 0, "> 0 (or None)"),
     ):
         value = settings.get(name)
-        if binding == "train_run" and isinstance(value, (int, float)) and not (math.isfinite(value) and test(value)):
+        if binding in ("train_run", "run_config") and isinstance(value, (int, float)) and not (math.isfinite(value) and test(value)):
             problems.append(f"{binding}.{name} must be {expected}, got {value}")
     return problems
 
 
 # Names -------------------------------------------------------------------------------------------------
-
-
-def _import_problems(binding: str, modules: Sequence[str]) -> list[str]:
-    problems = []
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except Exception as error:  # a missing module, or one that fails while registering its tasks
-            problems.append(f"{binding}: cannot import {module!r} ({type(error).__name__}: {error})")
-    return problems
 
 
 def _provider_problems(binding: str, value: str | Sequence[str], modules: Sequence[str]) -> list[str]:
@@ -271,8 +319,7 @@ def run_config_problems(fn: Callable[..., Any], settings: Settings) -> list[str]
         problems.append(f"run_config.data_dir = {data_dir!r} is not a directory (it holds local JSONL mirrors)")
     if ok.get("model_dir") == "":
         problems.append("run_config.model_dir is empty: give a directory for checkpoints (e.g. --model_dir)")
-    problems += _import_problems("run_config.task_modules", ok.get("task_modules", ()))
-    return problems + _model_fit_problems(ok)
+    return problems + range_problems("run_config", ok) + _model_fit_problems(ok)
 
 
 def _model_fit_problems(settings: Settings) -> list[str]:
@@ -295,11 +342,10 @@ def _model_fit_problems(settings: Settings) -> list[str]:
 
 
 def train_run_problems(fn: Callable[..., Any], run: Any, settings: Settings) -> list[str]:
-    """`train_run`'s settings (`run` is the `RunConfig`): types, ranges, the mixtures and tasks, the batch's
+    """`train_run`'s settings (`run` is the `RunContext`): types, ranges, the mixtures and tasks, the batch's
     fit to the devices, and the periodic evaluation's settings."""
     problems, ok = _typed(fn, "train_run", settings)
     problems += range_problems("train_run", ok)
-    problems += _import_problems("run_config.task_modules", run.task_modules)
     if "mixture" in ok:
         mixture_problems = _provider_problems("train_run.mixture", ok["mixture"], run.task_modules)
         problems += mixture_problems or _split_problems("train_run.mixture", "train", _names(ok["mixture"]))
@@ -370,7 +416,9 @@ def _evaluation_problems(run: Any, settings: Settings) -> list[str]:
         return problems
     problems += _split_problems("train_run.eval_split", settings["eval_split"], [*_names(mixture), *tasks])
     if keep_best > 0:
-        logged = periodic.metric_names(loss=mixture is not None, jobs=evaluator.jobs_for(tasks))
+        loss_tasks = [t.name for name in _names(mixture) for t in seqio.get_subtasks(seqio.get_mixture_or_task(name))]
+        jobs = evaluator.jobs_for(tasks)
+        logged = periodic.metric_names(loss=mixture is not None, jobs=jobs, loss_tasks=loss_tasks)
         best = settings["best_metric"]
         if not any(fnmatch.fnmatchcase(best, pattern) for pattern in logged):
             shown = ", ".join(logged[:8]) + (", ..." if len(logged) > 8 else "")
@@ -389,7 +437,6 @@ def eval_run_problems(fn: Callable[..., Any], run: Any, settings: Settings) -> l
     held-out cluster, as `evaluate.select_tasks` chooses) with the split."""
     problems, ok = _typed(fn, "eval_run", settings)
     problems += range_problems("eval_run", ok)
-    problems += _import_problems("run_config.task_modules", run.task_modules)
     variant_names = [variant.name for variant in fewshot.VARIANTS]
     for name in ok.get("variants") or ():
         if name not in variant_names:
@@ -399,6 +446,9 @@ def eval_run_problems(fn: Callable[..., Any], run: Any, settings: Settings) -> l
         problems += selection_problems
         if names and not selection_problems and "split" in ok:
             problems += _split_problems("eval_run.split", ok["split"], names)
+    problems += _instruction_task_problems("eval_run.reference_tasks", ok.get("reference_tasks") or ())
+    if ok.get("trained_on") is not None:
+        problems += _provider_problems("eval_run.trained_on", ok["trained_on"], run.task_modules)
     return problems
 
 

@@ -3,8 +3,8 @@
 The published recipe mixes five submixtures (flan2021 0.4, t0 0.32, niv2 0.2, cot 0.05, dialog 0.03) and
 prompts each with a share of zero-shot/few-shot and with/without-options templates: flan2021 and t0 a
 quarter each; cot, niv2 and dialog half zero-shot and half few-shot, with options. `compose` builds such a
-mixture from whatever submixtures are registered; `flan2022` registers it from the collections it_jax has
-(flan2021 and cot), renormalizing the published weights over them.
+mixture from whatever submixtures are registered; `register(context)` (a task module's entry) registers the
+collections it_jax has (flan2021 and cot) and `flan2022` over them, renormalizing the published weights.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from collections.abc import Mapping, Sequence
 import seqio
 
 from it_jax.data import fewshot, mixing
+from it_jax.data.context import TaskContext
 from it_jax.data.tasks import TaskInfo
+from mixtures import cot, flan2021
 
 PUBLISHED_WEIGHTS = {"flan2021": 0.4, "t0": 0.32, "niv2": 0.2, "cot": 0.05, "dialog": 0.03}
 PER_TASK_CAPS = {"flan2021": 30_000, "t0": 20_000, "niv2": 5_000, "cot": 100_000, "dialog": 200_000}
@@ -43,11 +45,12 @@ class Submixture:
     variant_shares: Mapping[str, float]
 
 
-def compose(name: str, submixtures: Sequence[Submixture]) -> seqio.Mixture:
+def compose(name: str, submixtures: Sequence[Submixture], context: TaskContext) -> seqio.Mixture:
     """Registers `name`: each submixture's variants as `<name>_<sub><suffix>` mixtures, weighted together.
 
     Inside a variant mixture tasks are mixed examples-proportionally up to the submixture's cap; the
-    variant mixture's weight in `name` is `weight * share`, with weights normalized over `submixtures`.
+    variant mixture's weight in `name` is `weight * share`, with weights normalized over `submixtures`
+    (`context` gives the temperature).
     """
     total = sum(sub.weight for sub in submixtures)
     parts = []
@@ -60,23 +63,21 @@ def compose(name: str, submixtures: Sequence[Submixture]) -> seqio.Mixture:
             variant_mixture = mixing.register_mixture(
                 f"{name}_{sub.name}{suffix or '_zs_opt'}",
                 [f"{info.name}{suffix}" for info in sub.tasks],
-                rate=mixing.capped_rate(cap=sub.cap),
+                rate=context.rate(cap=sub.cap),
             )
             parts.append((variant_mixture.name, sub.weight / total * share))
     seqio.MixtureRegistry.remove(name)
     return seqio.MixtureRegistry.add(name, parts)
 
 
-def flan2022(name: str = "flan2022") -> seqio.Mixture:
-    """The FLAN 2022 composition over the submixtures it_jax provides (flan2021 and cot)."""
-    import mixtures.cot as cot
-    import mixtures.flan2021 as flan2021
-
-    available = {"flan2021": flan2021.TASKS, "cot": cot.TASKS}
+def register(context: TaskContext, name: str = "flan2022") -> seqio.Mixture:
+    """Registers flan2021 and cot with the run's settings, then the FLAN 2022 composition over them."""
+    available = {"flan2021": flan2021.register(context), "cot": cot.register(context)}
     return compose(
         name,
         [
             Submixture(sub, available[sub], PUBLISHED_WEIGHTS[sub], PER_TASK_CAPS[sub], PUBLISHED_SHARES[sub])
             for sub in available
         ],
+        context,
     )

@@ -20,6 +20,15 @@ def shared_data() -> pathlib.Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def synthetic_tasks():
+    """Registers the synthetic collection as the demo does (byte vocabulary, cap 3,000); returns its tasks."""
+    import mixtures.synthetic as synthetic
+    from it_jax.data.context import TaskContext
+
+    return synthetic.register(TaskContext())
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Runs the end-to-end script tests (subprocesses, the longest) first, so that with `-n 2` the workers
     are not left waiting on one long test at the end."""

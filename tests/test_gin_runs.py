@@ -7,6 +7,7 @@ import gin
 import mixtures.flan2021 as flan
 from it_jax import launch
 from it_jax.data import mixing, sources, tasks
+from it_jax.data.context import TaskContext
 from it_jax.models import t5
 
 FLAN_SPECS = {f"flan2021_{spec.name}": spec for spec in flan.SPECS}
@@ -15,6 +16,7 @@ FLAN_SPECS = {f"flan2021_{spec.name}": spec for spec in flan.SPECS}
 @pytest.fixture(autouse=True)
 def clean_gin():
     gin.clear_config()
+    flan.register(TaskContext())
     yield
     gin.clear_config()
 
@@ -53,7 +55,8 @@ def test_flan2021_heldout_recipe_parses_with_t5_base():
     assert gin.query_parameter("make_schedule.decay") == "constant"
     assert gin.query_parameter("make_schedule.base_learning_rate") == 1e-3
     train = gin.get_bindings("train_run")  # evaluates the schedule, optimizer and mesh references
-    assert (train["batch_size"], train["pack"], train["cap"], train["num_steps"]) == (128, True, 3000, 30000)
+    assert (train["batch_size"], train["pack"], train["num_steps"]) == (128, True, 30000)
+    assert gin.query_parameter("run_config.cap") == 3000
     assert train["init_from"] and gin.query_parameter("run_config.task_modules") == ["mixtures.flan2021"]
 
 

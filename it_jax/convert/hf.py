@@ -39,6 +39,7 @@ CONFIG_FILE = "config.json"
 GENERATION_CONFIG_FILE = "generation_config.json"
 SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX_FILE = "model.safetensors.index.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 # SentencePiece files by model family, in the names transformers' tokenizers look for.
 VOCABULARY_FILES = {"t5": "spiece.model", "decoder": "tokenizer.model"}
 SUPPORTED_MODEL_TYPES = ("t5", "llama", "qwen2")
@@ -439,14 +440,18 @@ def to_hf(
     out_dir: str | pathlib.Path,
     *,
     vocabulary_path: str | pathlib.Path | None = None,
+    byte_vocabulary_extra_ids: int | None = None,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
 ) -> None:
     """Writes a directory transformers' `from_pretrained` loads: config.json, safetensors (, tokenizer file).
 
     T5 configs become `T5ForConditionalGeneration`; decoder configs `LlamaForCausalLM`, or
     `Qwen2ForCausalLM` when they have q/k/v biases. `vocabulary_path` (a SentencePiece model) is copied as
-    `spiece.model` (T5) or `tokenizer.model` (decoders). `out_dir` must be new or empty.
+    `spiece.model` (T5) or `tokenizer.model` (decoders); `byte_vocabulary_extra_ids` (a byte vocabulary's
+    extra ids) writes a `ByT5Tokenizer` config instead. `out_dir` must be new or empty.
     """
+    if vocabulary_path is not None and byte_vocabulary_extra_ids is not None:
+        raise ValueError("give a SentencePiece vocabulary_path or a byte vocabulary, not both")
     tree.check_params(config, params, source="to_hf parameters")
     hf_config = config_to_hf(config)
     config, params = tree.set_scan_layers(config, params, scan=False)
@@ -460,6 +465,26 @@ def to_hf(
     _write_safetensors(tensors, out_dir, max_shard_bytes=max_shard_bytes)
     if vocabulary_path is not None:
         shutil.copyfile(vocabulary_path, out_dir / VOCABULARY_FILES[registry.family(config)])
+    if byte_vocabulary_extra_ids is not None:
+        _write_byte_tokenizer(out_dir, byte_vocabulary_extra_ids)
+
+
+def _write_byte_tokenizer(out_dir: pathlib.Path, extra_ids: int) -> None:
+    """A `ByT5Tokenizer` config whose ids are `seqio.ByteVocabulary(extra_ids)`'s: pad 0, EOS 1, UNK 2, byte b
+    -> b + 3, and the extra ids after the 259 byte ids, `<extra_id_0>` last (T5's sentinel order, which
+    ByT5Tokenizer would otherwise reverse)."""
+    names = [f"<extra_id_{i}>" for i in range(extra_ids)]
+    sentinels = {str(259 + extra_ids - 1 - i): {"content": name, "special": True} for i, name in enumerate(names)}
+    config = {
+        "tokenizer_class": "ByT5Tokenizer",
+        "pad_token": "<pad>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "extra_ids": extra_ids,
+        "additional_special_tokens": names,
+        "added_tokens_decoder": sentinels,
+    }
+    (out_dir / TOKENIZER_CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
 
 
 def layout_from_hf(hf_dir: str | pathlib.Path) -> dict[str, Any]:

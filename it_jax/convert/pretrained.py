@@ -2,14 +2,18 @@
 
 Layout:
   model.json   {"format": "it_jax.pretrained", "version": 1, "model_config": {...},
-                "vocabulary": {"file": "spiece.model" or null, "extra_ids": N},
-                "layout": {"architecture": ..., "start_id": ..., "inputs_eos": ...} (optional)}
+                "vocabulary": {"type": "sentencepiece" | "byte", "file": "spiece.model" or null, "extra_ids": N},
+                "layout": {"architecture": ..., "start_id": ..., "inputs_eos": ...} (optional),
+                "task_feature_lengths": {"inputs": N, "targets": N} (optional: a training run's),
+                "source": {"run": "/abs/run_dir", "step": N} (optional: the run it was exported from)}
   params/      the parameters (a pure dict) as an Orbax checkpoint
   <vocabulary> a copy of the SentencePiece model, when there is one
 
 The model config is `registry.config_to_dict`'s; the layout is `it_jax.data.layout.PromptLayout.to_dict`'s
-(how prompts are built: absent, the default layout of the architecture and vocabulary); the vocabulary is `seqio.SentencePieceVocabulary(file,
-extra_ids)` (T5 and Flan-T5: the 32,000-piece T5 model with 100 extra ids).
+(how prompts are built: absent, the default layout of the architecture and vocabulary). The vocabulary is
+`seqio.SentencePieceVocabulary(file, extra_ids)` (T5 and Flan-T5: the 32,000-piece T5 model with 100 extra
+ids), or `seqio.ByteVocabulary(extra_ids)` for type "byte" (no file). Without "type" (directories written
+before byte vocabularies could be recorded) it is a SentencePiece model when "file" is set, else none.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ FORMAT = "it_jax.pretrained"
 VERSION = 1
 MODEL_FILE = "model.json"
 PARAMS_DIR = "params"
+VOCABULARY_TYPES = ("sentencepiece", "byte", None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,9 +49,12 @@ class Pretrained:
     Attributes:
       config: the model config (`T5Config` or `DecoderConfig`).
       params: pure-dict parameters: numpy arrays, or jax arrays when loaded with shardings.
-      vocabulary_path: the SentencePiece model inside the directory, or None (no vocabulary recorded).
-      extra_ids: sentinel ids appended to the SentencePiece vocabulary.
+      vocabulary_path: the SentencePiece model inside the directory, or None (a byte vocabulary, or none).
+      extra_ids: sentinel ids appended to the vocabulary.
       layout: the recorded prompt layout (a `PromptLayout` dict), or None.
+      byte_vocabulary: the vocabulary is `seqio.ByteVocabulary(extra_ids)`.
+      task_feature_lengths: the feature lengths of the run it was exported from, or None.
+      source: {"run": directory, "step": step} of that run, or None.
     """
 
     config: registry.ModelConfig
@@ -54,6 +62,9 @@ class Pretrained:
     vocabulary_path: str | None
     extra_ids: int
     layout: dict[str, Any] | None = None
+    byte_vocabulary: bool = False
+    task_feature_lengths: dict[str, int] | None = None
+    source: dict[str, Any] | None = None
 
 
 def save_pretrained(
@@ -64,11 +75,18 @@ def save_pretrained(
     vocabulary_path: str | pathlib.Path | None,
     extra_ids: int = 0,
     layout: Mapping[str, Any] | None = None,
+    byte_vocabulary: bool = False,
+    task_feature_lengths: Mapping[str, int] | None = None,
+    source: Mapping[str, Any] | None = None,
 ) -> pathlib.Path:
     """Writes `config`, `params` and a copy of the SentencePiece file into a new (or empty) `directory`.
 
-    The parameters must match the config exactly (names, shapes, dtypes). Returns the directory.
+    The parameters must match the config exactly (names, shapes, dtypes). `byte_vocabulary` records
+    `seqio.ByteVocabulary(extra_ids)` instead of a SentencePiece file; `task_feature_lengths` and `source`
+    (see the module docstring) are recorded when given. Returns the directory.
     """
+    if byte_vocabulary and vocabulary_path is not None:
+        raise ValueError(f"a byte vocabulary has no file, but vocabulary_path {vocabulary_path} was given")
     tree.check_params(config, params, source="save_pretrained parameters")
     if vocabulary_path is not None and not pathlib.Path(vocabulary_path).is_file():
         raise FileNotFoundError(f"vocabulary file {vocabulary_path} not found")
@@ -91,13 +109,20 @@ def save_pretrained(
         "format": FORMAT,
         "version": VERSION,
         "model_config": registry.config_to_dict(config),
-        "vocabulary": {"file": vocabulary_file, "extra_ids": extra_ids},
+        "vocabulary": {"type": _vocabulary_type(vocabulary_file, byte_vocabulary), "file": vocabulary_file,
+                       "extra_ids": extra_ids},
     }
-    if layout is not None:
-        metadata["layout"] = dict(layout)
+    optional = {"layout": layout, "task_feature_lengths": task_feature_lengths, "source": source}
+    metadata.update({key: dict(value) for key, value in optional.items() if value is not None})
     # Written last: a directory with model.json is complete.
     (directory / MODEL_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return directory
+
+
+def _vocabulary_type(vocabulary_file: str | None, byte_vocabulary: bool) -> str | None:
+    if byte_vocabulary:
+        return "byte"
+    return "sentencepiece" if vocabulary_file else None
 
 
 def new_directory(directory: str | pathlib.Path) -> pathlib.Path:
@@ -129,6 +154,13 @@ def read_metadata(directory: str | pathlib.Path) -> dict[str, Any]:
     for key in ("model_config", "vocabulary"):
         if key not in metadata:
             raise ValueError(f"{path}: missing {key!r}")
+    kind = metadata["vocabulary"].get("type")
+    if kind not in VOCABULARY_TYPES:
+        raise ValueError(f"{path}: vocabulary type {kind!r} unknown; known: {VOCABULARY_TYPES}")
+    file = metadata["vocabulary"].get("file")
+    if (kind == "byte" and file) or (kind == "sentencepiece" and not file):
+        raise ValueError(f"{path}: vocabulary type {kind!r} with file {file!r}: a byte vocabulary has no file, "
+                         "a SentencePiece one needs its file")
     return metadata
 
 
@@ -203,18 +235,26 @@ def load_pretrained(directory: str | pathlib.Path, *, shardings: Mapping[str | i
         params = _restore(checkpointer, directory / PARAMS_DIR, expected, shardings)
     finally:
         checkpointer.close()
-    return Pretrained(config, params, vocabulary_path, int(vocabulary.get("extra_ids", 0)), metadata.get("layout"))
+    return Pretrained(
+        config,
+        params,
+        vocabulary_path,
+        int(vocabulary.get("extra_ids", 0)),
+        metadata.get("layout"),
+        byte_vocabulary=vocabulary.get("type") == "byte",
+        task_feature_lengths=metadata.get("task_feature_lengths"),
+        source=metadata.get("source"),
+    )
 
 
-def make_vocabulary(
-    pretrained: Pretrained, override_path: str | None = None
-) -> seqio.SentencePieceVocabulary | None:
-    """The pretrained model's SentencePiece vocabulary (or `override_path`'s, same extra ids); None if none."""
+def make_vocabulary(pretrained: Pretrained, override_path: str | None = None) -> seqio.Vocabulary | None:
+    """The pretrained model's vocabulary: its SentencePiece model (or `override_path`'s, same extra ids) or
+    `seqio.ByteVocabulary`; None if none is recorded."""
     import seqio  # Imported here: it loads TensorFlow, which converting checkpoints does not need.
 
     path = override_path or pretrained.vocabulary_path
     if path is None:
-        return None
+        return seqio.ByteVocabulary(extra_ids=pretrained.extra_ids) if pretrained.byte_vocabulary else None
     if not pathlib.Path(path).is_file():
         raise FileNotFoundError(f"SentencePiece model not found: {path}")
     return seqio.SentencePieceVocabulary(path, extra_ids=pretrained.extra_ids)

@@ -6,7 +6,6 @@ for each task cluster, trains on every other cluster and evaluates zero-shot on 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 
@@ -24,28 +23,6 @@ def capped_rate(*, cap: int | None = DEFAULT_CAP, temperature: float = 1.0, spli
     return functools.partial(
         seqio.mixing_rate_num_examples, maximum=cap, temperature=temperature, split=split
     )
-
-
-@dataclasses.dataclass
-class RateSettings:
-    """The run's cap and temperature, read by `configured_rate` whenever seqio computes a rate."""
-
-    cap: int | None = DEFAULT_CAP
-    temperature: float = 1.0
-
-
-RATE_SETTINGS = RateSettings()
-
-
-def configure_rates(*, cap: int | None = DEFAULT_CAP, temperature: float = 1.0) -> None:
-    """Sets the cap and temperature of every mixture registered with `configured_rate` (e.g. from gin)."""
-    RATE_SETTINGS.cap = cap
-    RATE_SETTINGS.temperature = temperature
-
-
-def configured_rate(task: seqio.Task) -> float:
-    """`capped_rate` with the run's settings, so a collection's cap can change without re-registering it."""
-    return capped_rate(cap=RATE_SETTINGS.cap, temperature=RATE_SETTINGS.temperature)(task)
 
 
 def register_mixture(name: str, task_names: Sequence[str], *, rate: RateFn | float) -> seqio.Mixture:

@@ -49,7 +49,6 @@ def _ragged(pieces: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def encode_texts(vocabulary: seqio.Vocabulary, texts: Sequence[str]) -> list[np.ndarray]:
     """Token ids of each text, as `vocabulary.encode` gives them (no EOS), in bulk where possible."""
-    vocabulary = getattr(vocabulary, "current", vocabulary)  # the run vocabulary forwards to its current one
     if isinstance(vocabulary, seqio.ByteVocabulary):
         encoded = [t.encode("utf-8") for t in texts]
         lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
@@ -80,14 +79,6 @@ class TokenizedTask:
         return len(self.inputs[1]) - 1
 
 
-def _template_index(name: str, info: tasks_lib.TaskInfo) -> int | None:
-    """The template a seqio task renders: k for `<task>_template_k`, None (round-robin) otherwise."""
-    for k in range(len(info.templates)):
-        if name == info.template_task_name(k):
-            return k
-    return None
-
-
 def tokenize_task(
     name: str,
     split: str,
@@ -96,7 +87,7 @@ def tokenize_task(
 ) -> TokenizedTask:
     """Renders `split` of seqio task `name` and tokenizes it as its seqio pipeline does (EOS after trim)."""
     info = tasks_lib.task_info(name)
-    examples = list(info.render(split, _template_index(name, info), tasks_lib.task_variant(name)))
+    examples = list(info.render(split, tasks_lib.template_index(name), tasks_lib.task_variant(name)))
     features = seqio.get_mixture_or_task(name).output_features
     streams = []
     for key in ("inputs", "targets"):

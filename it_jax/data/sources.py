@@ -18,7 +18,6 @@ import numpy as np
 
 from it_jax import errors
 
-DATA_DIR_ENV = "IT_JAX_DATA_DIR"
 
 Example = dict[str, Any]
 
@@ -161,18 +160,13 @@ class TfdsSource:
     """A TFDS dataset, or its local JSONL mirror when a data directory is configured.
 
     The mirror lives at `<data_dir>/<tfds name with "/" -> "__">/<split>.jsonl` and its records carry exactly
-    the TFDS features. `data_dir` defaults to the `IT_JAX_DATA_DIR` environment variable, read when
-    examples are requested (so it can be set after registration).
+    the TFDS features (a run passes its data directory through its `TaskContext`).
     """
 
     def __init__(self, tfds_name: str, *, splits: Sequence[str] = ("train", "validation"), data_dir: str | None = None):
         self.tfds_name = tfds_name
         self.splits = tuple(splits)
-        self._data_dir = data_dir
-
-    @property
-    def data_dir(self) -> str | None:
-        return self._data_dir or os.environ.get(DATA_DIR_ENV) or None
+        self.data_dir = data_dir
 
     def mirror(self) -> JsonlSource | None:
         """The local JSONL mirror, when a data directory is configured."""

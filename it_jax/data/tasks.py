@@ -5,7 +5,8 @@
   * `my_nli_template_<k>` for k in 0..N-1: every example rendered with template k.
 and, for classification tasks, `my_nli_scoring` (rank classification: one example per answer option with
 `idx` and `is_correct`). Any SeqIO user can consume them (`seqio.get_mixture_or_task("my_nli")`). The FLAN-specific
-facts about a task (cluster, templates, options, metrics) are kept in a `TaskInfo`, see `task_info`.
+facts about a task (cluster, templates, options, metrics) are kept in a `TaskInfo`, which the seqio task's
+source carries: `task_info(name)` reads it from seqio's registry, the only registry.
 
 Each task yields the features `inputs`, `targets` (tokenized, EOS appended, with `*_pretokenized` copies),
 `options` (the answer options, empty for generation tasks), `references` (every acceptable target: the
@@ -25,7 +26,7 @@ import functools
 import itertools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import seqio
 import tensorflow as tf
@@ -34,6 +35,9 @@ from it_jax import errors
 from it_jax.data import fewshot
 from it_jax.data import sources as sources_lib
 from it_jax.data import vocab as vocab_lib
+
+if TYPE_CHECKING:
+    from it_jax.data.context import TaskContext
 from it_jax.data.templates import (
     ANSWER_FIELD,
     OPTIONS_FIELD,
@@ -232,10 +236,6 @@ def references(template: Template, fields: Mapping[str, Any], target: str) -> li
     return result
 
 
-_TASK_INFOS: dict[str, TaskInfo] = {}
-_INFO_BY_SEQIO_TASK: dict[str, TaskInfo] = {}  # every seqio task registered for a TaskInfo
-_VARIANT_BY_SEQIO_TASK: dict[str, fewshot.Variant | None] = {}  # None: the rank-classification scoring task
-
 _OUTPUT_SIGNATURE = {
     "inputs": tf.TensorSpec([], tf.string),
     "targets": tf.TensorSpec([], tf.string),
@@ -258,17 +258,25 @@ _SCORING_SIGNATURE = {
 
 
 class _TemplatedSource(seqio.FunctionDataSource):
-    """A seqio data source over a task's rendered examples; counts examples only when asked."""
+    """A seqio data source over a task's rendered examples; counts examples only when asked.
+
+    Attributes:
+      info: the task's `TaskInfo`.
+      template_index: the one template rendered, or None (spread over all templates).
+      variant: the prompt variant, or None for the rank-classification scoring dataset.
+    """
 
     def __init__(self, info: TaskInfo, template_index: int | None, variant: fewshot.Variant | None):
         super().__init__(_dataset_fn(info, template_index, variant), splits=info.source.splits)
-        self._info = info
+        self.info = info
+        self.template_index = template_index
+        self.variant = variant
 
     def num_input_examples(self, split: str) -> int:
-        return self._info.num_examples(split)
+        return self.info.num_examples(split)
 
 
-def _as_source(source: SourceLike, name: str) -> sources_lib.Source:
+def _as_source(source: SourceLike, name: str, data_dir: str | None) -> sources_lib.Source:
     if isinstance(source, str):
         if source.endswith(".jsonl"):
             if "{split}" not in source:
@@ -278,7 +286,7 @@ def _as_source(source: SourceLike, name: str) -> sources_lib.Source:
             if not paths:
                 raise sources_lib.SourceError(f"task {name!r}: no file matches {source} for train, validation or test")
             return sources_lib.JsonlSource(paths, description=f"task {name!r}")
-        return sources_lib.TfdsSource(source)
+        return sources_lib.TfdsSource(source, data_dir=data_dir)
     if callable(source) and not hasattr(source, "examples"):
         return sources_lib.GeneratorSource(source)
     return source
@@ -318,8 +326,6 @@ def _register_seqio_task(
     variant: fewshot.Variant | None = fewshot.ZERO_SHOT,
 ) -> seqio.Task:
     seqio.TaskRegistry.remove(name)
-    _INFO_BY_SEQIO_TASK[name] = info
-    _VARIANT_BY_SEQIO_TASK[name] = variant
     return seqio.TaskRegistry.add(name, **_task_kwargs(info, template_index, vocabulary, variant))
 
 
@@ -344,14 +350,14 @@ def register_task(
     metrics: Sequence[MetricFn] = (),
     max_train_examples: int | None = None,
     variants: Sequence[fewshot.Variant] = (),
-    vocabulary: seqio.Vocabulary = vocab_lib.RUN_VOCABULARY,
+    context: TaskContext | None = None,
 ) -> TaskInfo:
     """Registers a templated task: one `seqio.Task` per template plus one spreading examples over all.
 
     Args:
       name: task name; the per-template tasks are `<name>_template_<k>`.
       source: a `Source`; a function `split -> iterable of dicts`; a JSONL path with a `{split}`
-        placeholder; or a TFDS name (read from its local mirror when `IT_JAX_DATA_DIR` is set).
+        placeholder; or a TFDS name (read from its local mirror when the context has a data directory).
       templates: `Template`s or `(inputs, targets)` pattern pairs whose target is the task's answer.
       cluster: the task cluster, used to build held-out-cluster mixtures.
       inverted_templates: templates that invert the task (e.g. "write a question whose answer is ...");
@@ -364,14 +370,17 @@ def register_task(
       max_train_examples: trim the train split to this many examples (FLAN: 30,000).
       variants: extra prompt variants (`it_jax.data.fewshot.VARIANTS`: zero-/few-shot, with/without
         options), each registered as `<name><variant.suffix>` spreading examples over the templates.
-      vocabulary: the tokenizer; by default the run's vocabulary (see `it_jax.data.vocab`).
+      context: the run's settings (`it_jax.data.context.TaskContext`): the vocabulary the task tokenizes
+        with and the data directory of TFDS mirrors. None: a byte vocabulary and TFDS itself (a run with
+        another vocabulary refuses such a task rather than tokenizing it wrongly).
     """
     if os.sep in name or " " in name:
         raise ValueError(f"task name {name!r} must not contain spaces or path separators")
+    vocabulary = context.vocabulary if context is not None else seqio.ByteVocabulary()
     info = TaskInfo(
         name=name,
         cluster=cluster,
-        source=_as_source(source, name),
+        source=_as_source(source, name, context.data_dir if context is not None else None),
         templates=as_templates([*templates, *inverted_templates], name),
         preprocessor=preprocessor,
         options=None if options is None else tuple(options),
@@ -379,7 +388,6 @@ def register_task(
         max_train_examples=max_train_examples,
         num_eval_templates=len(templates),
     )
-    _TASK_INFOS[name] = info
     _register_seqio_task(name, info, None, vocabulary)
     for k in range(len(info.templates)):
         _register_seqio_task(info.template_task_name(k), info, k, vocabulary)
@@ -391,24 +399,47 @@ def register_task(
     return info
 
 
+def _templated_source(name: str) -> _TemplatedSource | None:
+    """The templated source of the seqio task `name`, if it is one `register_task` registered."""
+    if name not in seqio.TaskRegistry.names():
+        return None
+    source = seqio.TaskRegistry.get(name).source
+    return source if isinstance(source, _TemplatedSource) else None
+
+
 def task_info(name: str) -> TaskInfo:
     """The `TaskInfo` behind a seqio task registered by `register_task` (any of its variants)."""
-    if name not in _INFO_BY_SEQIO_TASK:
-        raise KeyError(f"no instruction task {name!r} is registered; known: {sorted(_TASK_INFOS)[:20]}...")
-    return _INFO_BY_SEQIO_TASK[name]
+    source = _templated_source(name)
+    if source is None:
+        known = sorted(info.name for info in registered_tasks())
+        raise KeyError(f"no instruction task {name!r} is registered; known: {known[:20]}...")
+    return source.info
 
 
 def instruction_task_names() -> tuple[str, ...]:
     """Every seqio task name `task_info` knows: each task's spread, variant, per-template and scoring tasks."""
-    return tuple(sorted(_INFO_BY_SEQIO_TASK))
+    return tuple(sorted(name for name in seqio.TaskRegistry.names() if _templated_source(name) is not None))
 
 
 def task_variant(name: str) -> fewshot.Variant:
     """The prompt variant a registered seqio task renders (zero-shot with options for the scoring task)."""
     task_info(name)
-    return _VARIANT_BY_SEQIO_TASK[name] or fewshot.ZERO_SHOT
+    return _templated_source(name).variant or fewshot.ZERO_SHOT
+
+
+def template_index(name: str) -> int | None:
+    """The one template a registered seqio task renders, or None when it spreads examples over all."""
+    task_info(name)
+    return _templated_source(name).template_index
 
 
 def registered_tasks(cluster: str | None = None) -> tuple[TaskInfo, ...]:
-    """All tasks registered with `register_task`, optionally only those of one cluster."""
-    return tuple(info for info in _TASK_INFOS.values() if cluster is None or info.cluster == cluster)
+    """All tasks registered with `register_task`, optionally only those of one cluster, by name."""
+    infos = []
+    for name in sorted(seqio.TaskRegistry.names()):
+        source = _templated_source(name)
+        if source is None or name != source.info.name:
+            continue  # not a task's spread task (a template, variant or scoring task, or another seqio task)
+        if cluster is None or source.info.cluster == cluster:
+            infos.append(source.info)
+    return tuple(infos)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -17,8 +17,8 @@ from it_jax.data import tasks as tasks_lib
 from it_jax.data.layout import PromptLayout
 from it_jax.evaluation import report
 from it_jax.evaluation.evaluator import Evaluator, jobs_for
-from it_jax.evaluation.results import EvalResults
 from it_jax.evaluation.predictor import Predictor
+from it_jax.evaluation.results import EvalResults
 from it_jax.models.spec import ModelSpec
 
 
@@ -50,6 +50,19 @@ def select_tasks(
     return names
 
 
+def trained_task_names(mixture: str | Sequence[str]) -> set[str]:
+    """The instruction tasks (by `TaskInfo` name, whatever the prompt variant) that a training mixture, or a
+    list of mixtures and tasks, samples from."""
+    names = [mixture] if isinstance(mixture, str) else list(mixture)
+    known = set(tasks_lib.instruction_task_names())
+    return {
+        tasks_lib.task_info(task.name).name
+        for name in names
+        for task in seqio.get_subtasks(seqio.get_mixture_or_task(name))
+        if task.name in known
+    }
+
+
 def evaluate_model(
     *,
     spec: ModelSpec,
@@ -71,9 +84,12 @@ def evaluate_model(
     rules: sharding_lib.AxisRules = sharding_lib.DEFAULT_RULES,
     checkpoint: str | None = None,
     step: int | None = None,
+    trained_tasks: Collection[str] | None = None,
 ) -> tuple[EvalResults, str]:
     """Evaluates `task_names` (every answer template, each variant); process 0 writes `results.json`,
-    `results.md` and `predictions/` under `output_dir`. Returns the results and the markdown report."""
+    `results.md` and `predictions/` under `output_dir`. Returns the results and the markdown report.
+    `trained_tasks` (the model's training tasks, e.g. `trained_task_names(mixture)`) marks each task seen or
+    held out, for the report's verdict."""
     predictor = Predictor(
         spec=spec,
         params=params,
@@ -97,7 +113,9 @@ def evaluate_model(
     writer = report.predictions_writer(output_dir) if jax.process_index() == 0 else None
     jobs = jobs_for(task_names, variants)
     with pipeline.data_errors():
-        results = evaluator.evaluate(jobs, on_template=writer, checkpoint=checkpoint, step=step)
+        results = evaluator.evaluate(
+            jobs, on_template=writer, checkpoint=checkpoint, step=step, trained_tasks=trained_tasks
+        )
     markdown = report.markdown(results, title=title)
     if jax.process_index() == 0:
         report.write_report(results, output_dir, title=title)

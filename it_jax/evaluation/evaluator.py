@@ -12,7 +12,7 @@ FLAN's mean-over-templates and best-template figures can be reported. Results ar
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import seqio
@@ -20,6 +20,7 @@ import tqdm
 
 from it_jax.data import fewshot
 from it_jax.data import tasks as tasks_lib
+from it_jax.evaluation import baselines
 from it_jax.evaluation import metrics as metrics_lib
 from it_jax.evaluation import predictor as predictor_lib
 from it_jax.evaluation.predictor import Predictor
@@ -113,7 +114,10 @@ class Evaluator:
         scores: dict[str, float] = {}
         for metric in _metrics(job.info):
             scores.update(metric([p.targets for p in predictions], [p.prediction for p in predictions]))
-        return TemplateResult(template, len(predictions), scores), predictions
+        primary = _metrics(job.info)[0]
+        majority = baselines.majority(predictions, primary, next(iter(scores))) if scores else None
+        result = TemplateResult(template, len(predictions), scores, baselines.chance(predictions), majority)
+        return result, predictions
 
     def _rank(
         self,
@@ -140,9 +144,11 @@ class Evaluator:
         on_template: Callable[[EvalJob, int, list[Prediction]], None] | None = None,
         checkpoint: str | None = None,
         step: int | None = None,
+        trained_tasks: Collection[str] | None = None,
     ) -> EvalResults:
         """Evaluates every answer template of every job; `on_template(job, template, predictions)` is called
-        after each (e.g. to write predictions)."""
+        after each (e.g. to write predictions). `trained_tasks` (the model's training tasks, if known) marks
+        each result seen or held out."""
         work = [(job, k) for job in jobs for k in job.info.eval_templates]
         progress = tqdm.tqdm(work, desc="eval", unit="template", disable=None)
         by_job: dict[EvalJob, list[TemplateResult]] = {}
@@ -159,6 +165,7 @@ class Evaluator:
                 job.variant.name,
                 "rank" if job.info.is_classification else "generate",
                 templates,
+                None if trained_tasks is None else job.info.name in trained_tasks,
             )
             for job, templates in by_job.items()
         ]

@@ -11,7 +11,6 @@ clusters evaluated after reaching `train_run.num_steps` and resumes the others.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import json
 import pathlib
@@ -25,6 +24,7 @@ from it_jax import launch
 from it_jax.data import tasks as tasks_lib
 from it_jax.evaluation import report
 from it_jax.evaluation.results import EvalResults
+from it_jax.run_context import RunContext
 from it_jax.train import checkpoints as checkpoints_lib
 from it_jax.train import warm_start
 from it_jax.train.trainer import Trainer
@@ -151,21 +151,20 @@ def is_finished(run_dir: pathlib.Path, steps: int) -> bool:
     return evaluated and (trained_steps(run_dir) or 0) >= steps
 
 
-def _run_config(model_dir: pathlib.Path) -> launch.RunConfig:
+def _run_context(model_dir: pathlib.Path) -> RunContext:
+    """The gin-configured run context for `model_dir` (its task modules registered)."""
     with gin.unlock_config():
         gin.bind_parameter("run_config.model_dir", str(model_dir))
-    run = launch.make_run_config()
-    for module in run.task_modules:
-        importlib.import_module(module)
-    return run
+    return launch.make_run_config()
 
 
-def _evaluate(run: launch.RunConfig, trainer: Trainer, params: Any, *, tasks: Sequence[str],
-              output_dir: pathlib.Path, title: str, checkpoint: str, step: int) -> None:
-    """`launch.eval_run` (its gin settings, the same for the tuned and the untuned model) on `tasks`."""
+def _evaluate(run: RunContext, trainer: Trainer, params: Any, *, tasks: Sequence[str],
+              output_dir: pathlib.Path, title: str, checkpoint: str, step: int, trained_on: str | None) -> None:
+    """`launch.eval_run` (its gin settings, the same for the tuned and the untuned model) on the cluster's
+    `tasks` alone (no reference tasks: the summary averages every evaluated task)."""
     launch.eval_run(
         run, params=params, spec=trainer.spec, tasks_to_eval=tasks, mesh=trainer.mesh, step=step,
-        output_dir=str(output_dir), title=title, checkpoint=checkpoint,
+        output_dir=str(output_dir), title=title, checkpoint=checkpoint, reference_tasks=(), trained_on=trained_on,
     )
 
 
@@ -182,7 +181,7 @@ def starting_params(trainer: Trainer) -> tuple[Any, str]:
 
 def run_cluster(collection: str, cluster: str, run_dir: pathlib.Path, *, log: Callable[[str], None] = print) -> None:
     """Trains (or resumes) on the held-out mixture into `run_dir`, then evaluates what is not yet evaluated."""
-    run = _run_config(run_dir)
+    run = _run_context(run_dir)
     # The collection's mixture without `cluster` (and the clusters its overlap rules tie to it).
     mixture, tasks = f"{collection}_heldout_{cluster}", collection_tasks(collection, cluster)
     log(f"[{cluster}] training on {mixture} in {run_dir}")
@@ -192,13 +191,14 @@ def run_cluster(collection: str, cluster: str, run_dir: pathlib.Path, *, log: Ca
         log(f"[{cluster}] evaluating the tuned model (step {step}) on {', '.join(tasks)}")
         title = f"Held-out cluster `{cluster}`: tuned on `{mixture}`"
         _evaluate(run, trainer, state.params, tasks=tasks, output_dir=run_dir / TUNED_DIR, title=title,
-                  checkpoint=str(run_dir), step=step)
+                  checkpoint=str(run_dir), step=step, trained_on=mixture)
     del state
     if not _evaluated(run_dir / UNTUNED_DIR):
         params, source = starting_params(trainer)
         log(f"[{cluster}] evaluating the untuned starting model ({source})")
         _evaluate(run, trainer, params, tasks=tasks, output_dir=run_dir / UNTUNED_DIR,
-                  title=f"Held-out cluster `{cluster}`: untuned starting model", checkpoint=source, step=0)
+                  title=f"Held-out cluster `{cluster}`: untuned starting model", checkpoint=source, step=0,
+                  trained_on=None)
 
 
 def run_experiment(
@@ -207,7 +207,7 @@ def run_experiment(
 ) -> ExperimentSummary:
     """Runs (or resumes) every cluster (default: all of the collection's); process 0 writes the summary."""
     output_dir = pathlib.Path(output_dir)
-    _run_config(output_dir)  # imports the task modules
+    _run_context(output_dir)  # registers the task modules' tasks
     known = collection_clusters(collection)
     unknown = sorted(set(clusters or ()) - set(known))
     if unknown:

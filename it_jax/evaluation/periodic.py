@@ -2,7 +2,8 @@
 
 Two modes of one hook (the trainer calls `due` and `run`, see `it_jax.train.trainer.EvaluationHook`):
 - loss: `eval/loss` and `eval/accuracy` (per token) over the same batches every time (read once and kept),
-  so the numbers are comparable along the run and can rank checkpoints;
+  so the numbers are comparable along the run and can rank checkpoints; given each task's batches apart,
+  also `eval/<task>/loss` and `eval/<task>/accuracy`;
 - metrics: the evaluator's full metrics (rank classification, generation) on the first examples of chosen
   tasks, logged as `eval/<task>/<variant>/<metric>` (mean over templates) and `eval/mean_template`.
 `metric_names` lists what a configuration will log, without a model (to check `best_metric` up front).
@@ -10,6 +11,7 @@ Two modes of one hook (the trainer calls `due` and `run`, see `it_jax.train.trai
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 
 PREFIX = "eval/"
 LOSS_METRICS = ("loss", "accuracy", "tokens")
+TASK_LOSS_METRICS = ("loss", "accuracy")
+BatchesFn = Callable[[], Iterator[Mapping[str, np.ndarray]]]
 
 
 def flatten_results(results: EvalResults) -> dict[str, float]:
@@ -43,13 +47,15 @@ def flatten_results(results: EvalResults) -> dict[str, float]:
     return flat
 
 
-def metric_names(*, loss: bool, jobs: Sequence[EvalJob]) -> list[str]:
-    """The names `PeriodicEval.run` logs with the loss mode on (`loss`) and the metrics mode over `jobs`.
+def metric_names(*, loss: bool, jobs: Sequence[EvalJob], loss_tasks: Sequence[str] = ()) -> list[str]:
+    """The names `PeriodicEval.run` logs with the loss mode on (`loss`, per task for `loss_tasks`) and the
+    metrics mode over `jobs`.
 
     A task's metric names come from calling each of its metric functions on one made-up example; a metric
     function that cannot score it contributes the pattern `eval/<task>/<variant>/*`.
     """
     names = [f"{PREFIX}{name}" for name in LOSS_METRICS] if loss else []
+    names += [f"{PREFIX}{task}/{name}" for task in loss_tasks for name in TASK_LOSS_METRICS] if loss else []
     for job in jobs:
         task_prefix = f"{PREFIX}{job.info.name}/{job.variant.name}/"
         for metric in evaluator_lib._metrics(job.info):
@@ -81,8 +87,9 @@ class PeriodicEval:
 
     Args:
       trainer: provides the jitted eval step and the data sharding.
-      batches: a fresh iterator of this host's eval batches (the first `num_batches` are used), or None.
-      num_batches: how many batches make up the loss mode's eval set.
+      batches: a fresh iterator of this host's eval batches, or one such function per task (each task's loss
+        and token accuracy are then logged too, and the overall ones pool every task's batches), or None.
+      num_batches: how many batches make up the loss mode's eval set (per task, given tasks).
       every: the interval in steps.
       task_metrics: `params -> {name: value}`, e.g. `TaskMetrics`, or None.
     """
@@ -91,50 +98,72 @@ class PeriodicEval:
         self,
         *,
         trainer: Trainer,
-        batches: Callable[[], Iterator[Mapping[str, np.ndarray]]] | None,
+        batches: BatchesFn | Mapping[str, BatchesFn] | None,
         num_batches: int,
         every: int,
         task_metrics: Callable[[Any], dict[str, float]] | None = None,
     ):
         if every < 1 or num_batches < 1:
             raise ValueError(f"every and num_batches must be positive, got {every} and {num_batches}")
-        if batches is None and task_metrics is None:
+        if not batches and task_metrics is None:
             raise ValueError("periodic evaluation needs eval batches (loss), task metrics, or both")
         self.trainer = trainer
         self.batches = batches
         self.num_batches = num_batches
         self.every = every
         self.task_metrics = task_metrics
-        self._host_batches: list[Mapping[str, np.ndarray]] | None = None
+        self._host_batches: dict[str | None, list[Mapping[str, np.ndarray]]] | None = None
 
     def due(self, step: int, *, num_steps: int) -> bool:
         return step % self.every == 0 or step == num_steps
 
-    def _eval_set(self) -> list[Mapping[str, np.ndarray]]:
+    def _eval_sets(self) -> dict[str | None, list[Mapping[str, np.ndarray]]]:
+        """The kept eval batches, by task (None: one set for all), read on first use."""
         if self._host_batches is None:
-            iterator = self.batches()
-            self._host_batches = list(itertools.islice(iterator, self.num_batches))
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-            if not self._host_batches:
-                raise ValueError("the eval input produced no batches")
+            sources = self.batches if isinstance(self.batches, Mapping) else {None: self.batches}
+            self._host_batches = {name: _first_batches(fn, self.num_batches, name) for name, fn in sources.items()}
         return self._host_batches
 
-    def _loss(self, params: Any) -> dict[str, float]:
+    def _totals(self, params: Any, host_batches: Sequence[Mapping[str, np.ndarray]]) -> dict[str, float]:
         totals = None
-        for host_batch in self._eval_set():
+        for host_batch in host_batches:
             stats = self.trainer.eval(params, self.trainer.to_global(host_batch))
             totals = stats if totals is None else jax.tree.map(lambda a, b: a + b, totals, stats)
-        totals = {k: float(v) for k, v in totals.items()}
-        tokens = max(totals["tokens"], 1.0)
-        loss, accuracy, count = (f"{PREFIX}{name}" for name in LOSS_METRICS)
-        return {loss: totals["nll_sum"] / tokens, accuracy: totals["correct"] / tokens, count: totals["tokens"]}
+        return {k: float(v) for k, v in totals.items()}
+
+    def _loss(self, params: Any) -> dict[str, float]:
+        metrics, pooled = {}, collections.Counter()
+        for name, host_batches in self._eval_sets().items():
+            totals = self._totals(params, host_batches)
+            pooled.update(totals)
+            if name is not None:
+                metrics.update(_loss_metrics(totals, f"{PREFIX}{name}/", TASK_LOSS_METRICS))
+        return {**_loss_metrics(pooled, PREFIX, LOSS_METRICS), **metrics}
 
     def run(self, params: Any) -> dict[str, float]:
-        """The eval metrics of `params`: `eval/loss` (mean token NLL), `eval/accuracy`, `eval/tokens` in the
-        loss mode; the task metrics in the metrics mode."""
-        metrics = self._loss(params) if self.batches is not None else {}
+        """The eval metrics of `params`: `eval/loss` (mean token NLL), `eval/accuracy`, `eval/tokens` (and
+        `eval/<task>/loss`, `eval/<task>/accuracy`) in the loss mode; the task metrics in the metrics mode."""
+        metrics = self._loss(params) if self.batches else {}
         if self.task_metrics is not None:
             metrics.update(self.task_metrics(params))
         return metrics
+
+
+def _first_batches(batches: BatchesFn, count: int, task: str | None) -> list[Mapping[str, np.ndarray]]:
+    """The first `count` batches of a fresh iterator (closed afterwards); raises if there are none."""
+    iterator = batches()
+    kept = list(itertools.islice(iterator, count))
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+    if not kept:
+        raise ValueError("the eval input produced no batches" + (f" for task {task!r}" if task else ""))
+    return kept
+
+
+def _loss_metrics(totals: Mapping[str, float], prefix: str, names: Sequence[str]) -> dict[str, float]:
+    """Of summed eval statistics, those of `names` among `loss` (mean token NLL), `accuracy` (per token) and
+    `tokens`, each under `prefix`."""
+    tokens = max(totals["tokens"], 1.0)
+    values = {"loss": totals["nll_sum"] / tokens, "accuracy": totals["correct"] / tokens, "tokens": totals["tokens"]}
+    return {f"{prefix}{name}": values[name] for name in names}

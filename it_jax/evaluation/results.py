@@ -24,11 +24,15 @@ class Prediction:
 
 @dataclasses.dataclass(frozen=True)
 class TemplateResult:
-    """Metrics of one template (percent) on `num_examples` examples."""
+    """Metrics of one template (percent) on `num_examples` examples, with the primary metric's baselines on
+    the same examples (percent; see `it_jax.evaluation.baselines`): `chance` (a random option; None for
+    generation) and `majority` (the best constant answer; None where not computed)."""
 
     template: int
     num_examples: int
     metrics: dict[str, float]
+    chance: float | None = None
+    majority: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +44,8 @@ class TaskResult:
     variant: str
     scoring: str  # "rank" or "generate"
     templates: list[TemplateResult]
+    seen: bool | None = None  # whether the evaluated model trained on this task; None: not known
+
 
     @property
     def metric_names(self) -> list[str]:
@@ -58,13 +64,30 @@ class TaskResult:
     def best(self) -> dict[str, float]:
         return {m: max(t.metrics[m] for t in self.templates) for m in self.metric_names}
 
+    @property
+    def chance(self) -> float | None:
+        """The templates' mean chance baseline of the primary metric (None for generation, or if unknown)."""
+        return _mean_or_none([t.chance for t in self.templates])
+
+    @property
+    def majority(self) -> float | None:
+        """The templates' mean majority-class baseline of the primary metric (None if unknown)."""
+        return _mean_or_none([t.majority for t in self.templates])
+
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "mean": self.mean, "best": self.best}
+        extra = {"mean": self.mean, "best": self.best, "chance": self.chance, "majority": self.majority}
+        return {**dataclasses.asdict(self), **extra}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TaskResult:
         templates = [TemplateResult(**t) for t in data["templates"]]
-        return cls(data["task"], data["cluster"], data["variant"], data["scoring"], templates)
+        return cls(data["task"], data["cluster"], data["variant"], data["scoring"], templates, data.get("seen"))
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    if not values or any(v is None for v in values):
+        return None
+    return sum(values) / len(values)
 
 
 @dataclasses.dataclass(frozen=True)

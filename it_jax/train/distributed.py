@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -41,6 +42,8 @@ ENV_VARS = {
 # finish at different times (one writing the evaluation report) must not fail a finished run.
 DEFAULT_TIMEOUTS = {"initialization_timeout": 60, "heartbeat_timeout": 30, "shutdown_timeout": 300}
 AUTO = "auto"
+# jax.distributed.initialize's errors when "auto" detected no cluster to take a setting from.
+_UNDETECTED = re.compile(r"(should|must) be defined")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +127,13 @@ def settings(
 def initialize(**flags: Any) -> bool:
     """Joins this process to a multi-process JAX run; returns whether it did (False: single process).
 
-    `flags` are `settings`' keyword arguments (unset ones come from the environment or the defaults).
+    `flags` are `settings`' keyword arguments (unset ones come from the environment or the defaults). With
+    coordinator_address "auto", `jax.distributed.initialize` gets only the timeouts and takes the coordinator,
+    the process count and this process's id from the cluster's environment (SLURM, GKE TPU pods, Cloud TPU
+    VMs, Open MPI; see `it_jax.cluster`).
+
+    Raises:
+      errors.ConfigError: a setting is invalid (see `settings`), or "auto" found no cluster environment.
     """
     run = settings(**flags)
     if run is None:
@@ -138,16 +147,25 @@ def initialize(**flags: Any) -> bool:
             "num_processes": run.num_processes,
             "process_id": run.process_id,
         }
-    with _registration_deadline(run.initialization_timeout):
-        _off_the_main_thread(
-            functools.partial(
-                jax.distributed.initialize,
-                **explicit,
-                initialization_timeout=run.initialization_timeout,
-                heartbeat_timeout_seconds=run.heartbeat_timeout,
-                shutdown_timeout_seconds=run.shutdown_timeout,
+    try:
+        with _registration_deadline(run.initialization_timeout):
+            _off_the_main_thread(
+                functools.partial(
+                    jax.distributed.initialize,
+                    **explicit,
+                    initialization_timeout=run.initialization_timeout,
+                    heartbeat_timeout_seconds=run.heartbeat_timeout,
+                    shutdown_timeout_seconds=run.shutdown_timeout,
+                )
             )
-        )
+    except ValueError as error:
+        if run.coordinator_address == AUTO and _UNDETECTED.search(str(error)):
+            raise errors.ConfigError(
+                f"coordinator_address 'auto' found no cluster that jax.distributed can read ({error}): run under "
+                "SLURM's srun, in a GKE TPU pod (TPU_WORKER_ID, TPU_WORKER_HOSTNAMES), on a Cloud TPU VM or "
+                "under Open MPI, or give --coordinator_address=HOST:PORT --num_processes --process_id"
+            ) from error
+        raise
     return True
 
 

@@ -6,7 +6,9 @@ accuracy, learning rate, gradient norm, real (non-padding) tokens per second, st
 model's FLOPs per step, model TFLOP/s per device and MFU (model FLOPs utilization against
 `peak_flops_per_device`). Evaluation records (`eval/*`) are separate lines with their step.
 The run's first step (compilation) is timed on its own (`first_step_s`) and left out of the rates, as is
-the time spent evaluating.
+the time spent evaluating; the progress bar appears once it is done, so that its rate and ETA are the steady
+state's. Start-up phases are one line each (`phase`), and the first step's line counts from the process's
+start (`mark_process_start`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,31 @@ import json
 import os
 import pathlib
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
 import jax
 import tqdm
 
 TENSORBOARD_DIR = "tensorboard"
+_process_start = time.time()  # replaced by `mark_process_start` with the entry point's own start
+
+
+def mark_process_start(started: float) -> None:
+    """Records when the process started (`time.time()`), for the first step's phase line."""
+    global _process_start
+    _process_start = started
+
+
+def seconds_since_start() -> float:
+    """Wall-clock seconds since the process started (see `mark_process_start`)."""
+    return time.time() - _process_start
+
+
+def phase(message: str) -> None:
+    """Prints one start-up phase line (e.g. "compiling the train step") on process 0."""
+    if jax.process_index() == 0:
+        print(message, flush=True)
 
 
 class _SummaryWriter:
@@ -74,6 +95,8 @@ class MetricsLogger:
       log_every: the reporting interval in steps.
       peak_flops_per_device: the accelerator's peak FLOP/s, to report MFU (None: no MFU).
       tensorboard: also write TensorBoard event files.
+      progress_file: where the progress bar goes (default: stderr, shown only on a terminal).
+      clock: the step timer (seconds; `time.perf_counter`).
 
     Set `flops_per_step` (model FLOPs of one step) to report TFLOP/s and MFU.
     """
@@ -87,8 +110,11 @@ class MetricsLogger:
         log_every: int = 10,
         peak_flops_per_device: float | None = None,
         tensorboard: bool = False,
+        progress_file: IO[str] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ):
         self.enabled = jax.process_index() == 0
+        self._clock = clock
         self.log_every = log_every
         self.peak_flops_per_device = peak_flops_per_device
         self.flops_per_step: float | None = None
@@ -98,13 +124,20 @@ class MetricsLogger:
         self.writer = None
         if self.enabled and tensorboard:
             self.writer = _SummaryWriter(pathlib.Path(model_dir) / TENSORBOARD_DIR)
-        self.progress = tqdm.tqdm(
-            total=num_steps, initial=start_step, desc="train", unit="step", disable=None if self.enabled else True,
-            dynamic_ncols=True,
-        )
+        self.num_steps = num_steps
+        self._progress_file = progress_file
+        self.progress: tqdm.tqdm | None = None  # created after the first step (see `_start_progress`)
         self._first_step_s: float | None = None
         self._compiled = False
-        self._reset(time.perf_counter())
+        self._reset(self._clock())
+
+    def _start_progress(self, step: int) -> None:
+        """The progress bar, from `step` (the first, compiling step, done): its rate and ETA leave it out."""
+        disable = None if self._progress_file is None else False  # None: shown on a terminal only
+        self.progress = tqdm.tqdm(
+            total=self.num_steps, initial=step, desc="train", unit="step", disable=disable if self.enabled else True,
+            dynamic_ncols=True, file=self._progress_file,
+        )
 
     def _drop_records_after(self, step: int) -> None:
         """On resumption, forget what was logged after the restored checkpoint (those steps rerun).
@@ -138,14 +171,16 @@ class MetricsLogger:
 
     def update(self, step: int, stats: dict[str, Any]) -> dict[str, float] | None:
         """Adds one step's statistics (device arrays: no sync); every `log_every` steps logs the window's means."""
-        self.progress.update(1)
         if not self._compiled:
             jax.block_until_ready(stats)
-            now = time.perf_counter()
+            now = self._clock()
             self._first_step_s = now - self._window_start
             self._window_start = now
             self._compiled = True
+            phase(f"first step in {seconds_since_start():.1f} s")
+            self._start_progress(step)
         else:
+            self.progress.update(1)
             self._timed_steps += 1
             self._timed_tokens = self._timed_tokens + stats["real_tokens"]
         self._steps += 1
@@ -153,7 +188,7 @@ class MetricsLogger:
             self._sums[name] = self._sums.get(name, 0.0) + value
         if step % self.log_every:
             return None
-        record = self._record(step, time.perf_counter())
+        record = self._record(step, self._clock())
         if self.enabled:
             self.progress.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['learning_rate']:.2e}")
             self.progress.write(
@@ -204,7 +239,7 @@ class MetricsLogger:
         self._excluded_s += seconds
         if not self.enabled:
             return
-        self.progress.write(f"step {step:>6}  " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        tqdm.tqdm.write(f"step {step:>6}  " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         self._write(step, {"step": step, **metrics}, prefix="")
 
     def _write(self, step: int, record: dict[str, float], *, prefix: str) -> None:
@@ -214,6 +249,7 @@ class MetricsLogger:
             self.writer.scalars(step, {prefix + name: value for name, value in record.items() if name != "step"})
 
     def close(self) -> None:
-        self.progress.close()
+        if self.progress is not None:
+            self.progress.close()
         if self.writer is not None:
             self.writer.close()

@@ -268,10 +268,11 @@ def _start_while_compiling(
     batches: Callable[[int], Iterator[HostBatch]],
     position: int,
     batch_shapes: Mapping[str, tuple[int, ...]] | None,
+    num_tasks: int | None = None,
 ) -> tuple[Iterator[HostBatch], HostBatch]:
     """The input stream from `position` and its first host batch, both built in a background thread while the
     train step compiles ahead of time for the global `batch_shapes` (int32 features; None: it compiles at the
-    first step instead, after the read)."""
+    first step instead, after the read). Each phase is announced in one line (`metrics.phase`)."""
 
     def start() -> tuple[Iterator[HostBatch], HostBatch]:
         data = batches(position)
@@ -281,8 +282,11 @@ def _start_while_compiling(
             _close(data)
             raise
 
+    tasks = f" for {num_tasks} task{'s' if num_tasks != 1 else ''}" if num_tasks is not None else ""
+    metrics_lib.phase(f"building the input pipeline{tasks}")
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="input-start") as pool:
         started = pool.submit(start)
+        metrics_lib.phase("compiling the train step" + ("" if batch_shapes is not None else " (at the first step)"))
         if batch_shapes is not None:
             specs = {
                 name: jax.ShapeDtypeStruct(tuple(shape), jnp.int32, sharding=trainer.data_sharding)
@@ -391,6 +395,8 @@ def train(
     peak_flops_per_device: float | None = None,
     tensorboard: bool = True,
     allow_changes: Sequence[str] = (),
+    on_start: Callable[[], None] | None = None,
+    num_tasks: int | None = None,
 ) -> TrainState:
     """Trains to `num_steps`, resuming from the latest checkpoint in `model_dir` if there is one.
 
@@ -415,6 +421,9 @@ def train(
       tensorboard: also write TensorBoard event files (process 0).
       allow_changes: settings that may differ from the resumed checkpoint's metadata: "data" (the input
         restarts at position 0) and/or "schedule" (optimizer, schedule, loss); see `resume`.
+      on_start: called once the state is initialized or restored (the run is accepted), before any step:
+        e.g. to record the run's settings beside its checkpoints.
+      num_tasks: how many tasks the input mixes, for the start-up line ("building the input pipeline for N tasks").
 
     Raises:
       preemption.Preempted: on a preemption notice (SIGTERM), after saving a checkpoint of the step.
@@ -441,6 +450,8 @@ def train(
         metadata=dict(metadata or {}),
         allow_changes=allow_changes,
     )
+    if on_start is not None:
+        on_start()
     logger = metrics_lib.MetricsLogger(
         model_dir,
         start_step=start,
@@ -467,7 +478,7 @@ def train(
                 save_every=save_every,
             )
             if start < num_steps:
-                stream, first = _start_while_compiling(trainer, state, batches, position, batch_shapes)
+                stream, first = _start_while_compiling(trainer, state, batches, position, batch_shapes, num_tasks)
                 if flops_per_step is not None:
                     logger.flops_per_step = flops_per_step(_global_shapes(first))
                 data = itertools.chain([first], stream)

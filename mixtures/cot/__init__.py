@@ -1,14 +1,16 @@
 """The FLAN 2022 chain-of-thought submix: seven CoT datasets registered as SeqIO tasks, plus `cot_all`.
 
-Importing this module registers `cot_<name>` (with its per-template and few-shot variant tasks) for gsm8k, strategyqa, creak,
-qasc, ecqa, sensemaking and aqua, and the mixture `cot_all`. The data are FLAN v2's CoT training files
-(train split only; fields question, answer, chain_of_thought), read from the local JSONL mirrors
-`<IT_JAX_DATA_DIR>/cot__<name>/train.jsonl`; they are not TFDS datasets, so `IT_JAX_DATA_DIR` must be set.
+`register(context)` registers `cot_<name>` (with its per-template and few-shot variant tasks) for gsm8k,
+strategyqa, creak, qasc, ecqa, sensemaking and aqua, and the mixture `cot_all`. The data are FLAN v2's CoT
+training files (train split only; fields question, answer, chain_of_thought), read from the local JSONL
+mirrors `<data_dir>/cot__<name>/train.jsonl`; they are not TFDS datasets, so the run needs a data
+directory (`run_config.data_dir`, `--data_dir`).
 """
 
 from __future__ import annotations
 
 from it_jax.data import fewshot, mixing, sources, tasks
+from it_jax.data.context import TaskContext
 from it_jax.evaluation import metrics
 from mixtures.cot.templates import TEMPLATES
 
@@ -35,18 +37,25 @@ def preprocess(example: sources.Example) -> sources.Example:
     }
 
 
-def _register(name: str) -> tasks.TaskInfo:
+MIXTURE = f"{PREFIX}_all"
+
+
+def _register(name: str, context: TaskContext) -> tasks.TaskInfo:
     return tasks.register_task(
         f"{PREFIX}_{name}",
-        source=sources.TfdsSource(f"cot/{name}", splits=("train",)),
+        source=context.tfds(f"cot/{name}", splits=("train",)),
         templates=TEMPLATES[name],
         cluster=CLUSTER,
         preprocessor=preprocess,
         metrics=(metrics.exact_match,),
         max_train_examples=CAP,
         variants=fewshot.VARIANTS,
+        context=context,
     )
 
 
-TASKS: tuple[tasks.TaskInfo, ...] = tuple(_register(name) for name in TEMPLATES)
-MIXTURE = mixing.register_mixture(f"{PREFIX}_all", [info.name for info in TASKS], rate=mixing.capped_rate(cap=CAP))
+def register(context: TaskContext) -> tuple[tasks.TaskInfo, ...]:
+    """Registers the submix's tasks and `cot_all` (capped at `CAP`) with the run's settings; returns the tasks."""
+    infos = tuple(_register(name, context) for name in TEMPLATES)
+    mixing.register_mixture(MIXTURE, [info.name for info in infos], rate=context.rate(cap=CAP))
+    return infos

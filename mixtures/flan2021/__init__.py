@@ -1,15 +1,17 @@
 """The FLAN 2021 collection: 62 datasets in 12 clusters, registered as SeqIO tasks and held-out mixtures.
 
-Importing this module registers, for every `DatasetSpec`, `flan2021_<task>` (zero-shot with options), its
+`register(context)` registers, for every `DatasetSpec`, `flan2021_<task>` (zero-shot with options), its
 variants `_zs_noopt`, `_fs_opt`, `_fs_noopt` and its per-template tasks; the training mixtures
 `flan2021_all` and `flan2021_heldout_<cluster>` (FLAN's overlap rules; examples-proportional with the run's
-cap, 3,000 by default: `train_run.cap`); and `flan2021_eval_<cluster>` over the validation splits,
-uncapped, with the rank-classification `_scoring` task of every classification task. Tasks read TFDS, or its local JSONL mirrors when `IT_JAX_DATA_DIR` is set.
+cap, 3,000 by default: `run_config.cap`); and `flan2021_eval_<cluster>` over the validation splits,
+uncapped, with the rank-classification `_scoring` task of every classification task. Tasks read TFDS, or
+its local JSONL mirrors when the run has a data directory (`run_config.data_dir`, `--data_dir`).
 """
 
 from __future__ import annotations
 
 from it_jax.data import fewshot, mixing, sources, tasks
+from it_jax.data.context import TaskContext
 from mixtures.flan2021 import (
     closed_book_qa,
     commonsense,
@@ -44,9 +46,13 @@ SPECS: tuple[DatasetSpec, ...] = (
 )
 
 
-def _register(spec: DatasetSpec) -> tasks.TaskInfo:
+HELDOUT_MIXTURES: dict[str, str] = {cluster: f"{PREFIX}_heldout_{cluster}" for cluster in CLUSTERS}
+EVAL_MIXTURES: dict[str, str] = {cluster: f"{PREFIX}_eval_{cluster}" for cluster in CLUSTERS}
+
+
+def _register(spec: DatasetSpec, context: TaskContext) -> tasks.TaskInfo:
     tfds_splits = tuple(dict.fromkeys(spec.splits.values()))
-    source = sources.RenamedSplits(sources.TfdsSource(spec.tfds_name, splits=tfds_splits), spec.splits)
+    source = sources.RenamedSplits(context.tfds(spec.tfds_name, splits=tfds_splits), spec.splits)
     return tasks.register_task(
         f"{PREFIX}_{spec.name}",
         source=source,
@@ -58,18 +64,16 @@ def _register(spec: DatasetSpec) -> tasks.TaskInfo:
         metrics=spec.metrics,
         max_train_examples=TRAIN_EXAMPLES,
         variants=fewshot.VARIANTS,
+        context=context,
     )
 
 
-TASKS: tuple[tasks.TaskInfo, ...] = tuple(_register(spec) for spec in SPECS)
-HELDOUT_MIXTURES: dict[str, str] = mixing.register_heldout_mixtures(
-    PREFIX, TASKS, rate=mixing.configured_rate, overlaps=OVERLAPS
-)
-EVAL_MIXTURES: dict[str, str] = {
-    cluster: mixing.register_mixture(
-        f"{PREFIX}_eval_{cluster}",
-        [info.scoring_task_name if info.is_classification else info.name for info in TASKS if info.cluster == cluster],
-        rate=mixing.capped_rate(cap=None, split="validation"),
-    ).name
-    for cluster in CLUSTERS
-}
+def register(context: TaskContext) -> tuple[tasks.TaskInfo, ...]:
+    """Registers the collection's tasks and mixtures with the run's settings; returns the tasks."""
+    infos = tuple(_register(spec, context) for spec in SPECS)
+    mixing.register_heldout_mixtures(PREFIX, infos, rate=context.rate(), overlaps=OVERLAPS)
+    for cluster, name in EVAL_MIXTURES.items():
+        members = [info for info in infos if info.cluster == cluster]
+        scored = [info.scoring_task_name if info.is_classification else info.name for info in members]
+        mixing.register_mixture(name, scored, rate=context.rate(cap=None, split="validation"))
+    return infos

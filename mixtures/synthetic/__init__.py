@@ -1,9 +1,9 @@
 """The embedded synthetic collection: 12 code-generated tasks in 6 clusters, offline and deterministic.
 
-Importing this module registers every task (`synthetic_<task>` and its per-template tasks) and the
+`register(context)` registers every task (`synthetic_<task>` and its per-template tasks) and the
 mixtures `synthetic_all` and `synthetic_heldout_<cluster>`, mixed examples-proportionally with each task
-capped at the run's cap (`train_run.cap`, default 3,000) training examples. Train splits range from 1,000 to 10,000 examples (so some tasks exceed
-the cap); every validation split has 100.
+capped at the run's cap (`run_config.cap`, default 3,000) training examples. Train splits range from
+1,000 to 10,000 examples (so some tasks exceed the cap); every validation split has 100.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from it_jax.data import mixing, tasks
+from it_jax.data.context import TaskContext
 from it_jax.evaluation import metrics
 from mixtures.synthetic import generators
 from mixtures.synthetic.templates import TEMPLATES
@@ -57,7 +58,12 @@ SPECS = (
 )
 
 
-def _register(spec: SyntheticTask) -> tasks.TaskInfo:
+CLUSTERS: tuple[str, ...] = tuple(sorted({spec.cluster for spec in SPECS}))
+ALL_MIXTURE = f"{PREFIX}_all"
+HELDOUT_MIXTURES: dict[str, str] = {cluster: f"{PREFIX}_heldout_{cluster}" for cluster in CLUSTERS}
+
+
+def _register(spec: SyntheticTask, context: TaskContext) -> tasks.TaskInfo:
     sizes = {"train": spec.train_size, "validation": VALIDATION_SIZE}
     return tasks.register_task(
         spec.name,
@@ -66,10 +72,12 @@ def _register(spec: SyntheticTask) -> tasks.TaskInfo:
         cluster=spec.cluster,
         options=spec.options,
         metrics=[metrics.exact_match if spec.options is None else metrics.accuracy],
+        context=context,
     )
 
 
-TASKS: tuple[tasks.TaskInfo, ...] = tuple(_register(spec) for spec in SPECS)
-CLUSTERS: tuple[str, ...] = tuple(sorted({spec.cluster for spec in SPECS}))
-HELDOUT_MIXTURES: dict[str, str] = mixing.register_heldout_mixtures(PREFIX, TASKS, rate=mixing.configured_rate)
-ALL_MIXTURE = f"{PREFIX}_all"
+def register(context: TaskContext) -> tuple[tasks.TaskInfo, ...]:
+    """Registers the collection's tasks and mixtures with the run's settings; returns the tasks."""
+    infos = tuple(_register(spec, context) for spec in SPECS)
+    mixing.register_heldout_mixtures(PREFIX, infos, rate=context.rate())
+    return infos

@@ -7,7 +7,7 @@ Hugging Face transformers, on real FLAN 2021 validation examples and the same mo
 
 Data: the first `--examples` validation examples of each task in `--tasks`, rendered with answer template
 `--template` (zero-shot, with options) from the local TFDS mirror (`<--data_dir>/tfds_jsonl`, read through
-`IT_JAX_DATA_DIR`), tokenized as seqio does (`predictor.tokenize`: ids truncated to leave room for EOS, then
+the task context's data directory), tokenized as seqio does (`predictor.tokenize`: ids truncated to leave room for EOS, then
 EOS) with the T5 SentencePiece model (`extra_ids=100`): inputs to at most `--input_length` tokens, each
 option to at most `--target_length`.
 
@@ -59,7 +59,6 @@ import numpy as np  # noqa: E402
 from it_jax import sharding as sharding_lib  # noqa: E402
 from it_jax.convert import hf as hf_lib  # noqa: E402
 from it_jax.data import layout as layout_lib  # noqa: E402
-from it_jax.data import sources as sources_lib  # noqa: E402
 from it_jax.data import tasks as tasks_lib  # noqa: E402
 from it_jax.data import vocab as vocab_lib  # noqa: E402
 from it_jax.evaluation import predictor as predictor_lib  # noqa: E402
@@ -97,13 +96,14 @@ class TaskData:
 
 def load_tasks(names: Sequence[str], args: argparse.Namespace) -> list[TaskData]:
     """The first `--examples` validation examples of each task, rendered with `--template` and tokenized."""
-    data_dir = args.data_dir
-    os.environ[sources_lib.DATA_DIR_ENV] = str(data_dir / "tfds_jsonl")
-    import mixtures.flan2021  # noqa: F401 -- registers the FLAN 2021 tasks
+    import mixtures.flan2021 as flan
+    from it_jax.data import context
 
+    data_dir = args.data_dir
     vocabulary = vocab_lib.make_vocabulary(
         sentencepiece_model=str(data_dir / "tokenizers" / "t5" / "spiece.model"), extra_ids=EXTRA_IDS
     )
+    flan.register(context.TaskContext(vocabulary, data_dir=str(data_dir / "tfds_jsonl")))
     assert vocabulary.vocab_size <= VOCAB_SIZE and vocabulary.eos_id == EOS_ID
     loaded = []
     for name in names:

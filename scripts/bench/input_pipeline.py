@@ -11,11 +11,11 @@ the chosen one.
 What is measured, each number wall-clock on this machine (run it otherwise idle):
 - Throughput, per mixture, of the stream called as `launch.train_run` calls it
   (shuffled, repeated, seed 0, one shard, packed, `ENCODER_DECODER` layout, with the run's vocabulary
-  installed by `vocab.use_vocabulary`; rates examples-proportional with FLAN's cap of 3,000):
+  the tasks are registered with; rates examples-proportional with FLAN's cap of 3,000):
   - `synthetic`: `synthetic_all` (`mixtures.synthetic`), byte vocabulary (`make_vocabulary()`, as
     gin/runs/demo.gin), inputs 128 / targets 32 tokens, batch 32;
   - `flan`: every FLAN 2021 task (`mixtures.flan2021`) whose train split has a local JSONL mirror in
-    `<--data_dir>/tfds_jsonl` (read through `IT_JAX_DATA_DIR`, as `run_config.data_dir` sets it), mixed
+    `<--data_dir>/tfds_jsonl` (the run context's data directory, as `run_config.data_dir` sets it), mixed
     as `train_run` mixes a list of tasks; the T5 SentencePiece vocabulary (`extra_ids=100`); inputs 512 /
     targets 64, batch 64. Skipped, with a note in the JSON, when the mirrors or tokenizer are absent.
   The first batch (dataset construction included) is timed on its own (`first_batch_s`); then batches are
@@ -33,7 +33,10 @@ What is measured, each number wall-clock on this machine (run it otherwise idle)
   vocabulary, batch 32, 128/32 tokens, packed) on `synthetic_all`, stopped after one step, no evaluation:
   seconds from just before the process is started to the end of its first training step, which is the
   modification time of `metrics.jsonl` (one record, written once the step's results are ready; the
-  record's own `first_step_s`, counted from the trainer's logger creation, is reported beside it).
+  record's own `first_step_s`, counted from the trainer's logger creation, is reported beside it). It runs
+  with JAX's persistent compilation cache in a new, empty directory (cold: `first_step_s`, `first_step`),
+  then once more with the cache that run filled (warm: `first_step_warm_s`, `first_step_warm`), as a rerun
+  of the same shapes with the default cache directory would.
 - `hf_first_step_s`: the same for Hugging Face transformers: a fresh process imports torch and
   transformers, builds `T5ForConditionalGeneration` of t5_tiny's dimensions (vocabulary 384, float32,
   untied head) and runs one step (forward with the loss, backward, AdamW) on a batch of the same shape
@@ -167,16 +170,13 @@ def consume(stream: Iterator[Batch], *, seconds: float, examples: int = 0) -> Ta
 def time_throughput(setting: Setting, vocabulary, *, examples: int, seconds: float, warmup: float) -> dict[str, Any]:
     """The first batch's time; `warmup` seconds of untimed batches; then examples/s, batches/s and fill over
     `examples` examples, or `seconds` seconds when `examples` is 0."""
-    from it_jax.data import vocab
-
-    with vocab.use_vocabulary(vocabulary):
-        start = time.perf_counter()
-        stream = batches(setting, vocabulary)
-        first = next(stream)
-        first_batch_s = time.perf_counter() - start
-        warm = consume(stream, seconds=warmup) if warmup > 0 else Tally()
-        timed = consume(stream, seconds=seconds, examples=examples)
-        stream.close()
+    start = time.perf_counter()
+    stream = batches(setting, vocabulary)
+    first = next(stream)
+    first_batch_s = time.perf_counter() - start
+    warm = consume(stream, seconds=warmup) if warmup > 0 else Tally()
+    timed = consume(stream, seconds=seconds, examples=examples)
+    stream.close()
     return {
         "examples_per_s": timed.examples / timed.wall_s,
         "batches_per_s": timed.batches / timed.wall_s,
@@ -197,27 +197,25 @@ def time_throughput(setting: Setting, vocabulary, *, examples: int, seconds: flo
 
 def time_resumes(setting: Setting, vocabulary, positions: Sequence[int]) -> dict[str, float]:
     """Seconds from calling `host_batches(skip_batches=position)` to its first batch, for each position."""
-    from it_jax.data import vocab
-
     seconds = {}
-    with vocab.use_vocabulary(vocabulary):
-        for position in positions:
-            print(f"[resume] position {position} ...", file=sys.stderr, flush=True)
-            start = time.perf_counter()
-            stream = batches(setting, vocabulary, skip_batches=position)
-            next(stream)
-            seconds[str(position)] = time.perf_counter() - start
-            stream.close()
+    for position in positions:
+        print(f"[resume] position {position} ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        stream = batches(setting, vocabulary, skip_batches=position)
+        next(stream)
+        seconds[str(position)] = time.perf_counter() - start
+        stream.close()
     return seconds
 
 
 def prepare_synthetic():
-    """Registers the synthetic tasks; the demo's rates and byte vocabulary. Returns the vocabulary."""
-    import mixtures.synthetic  # noqa: F401 -- registers synthetic_all
-    from it_jax.data import mixing, vocab
+    """Registers the synthetic tasks with the demo's rates and byte vocabulary. Returns the vocabulary."""
+    import mixtures.synthetic as synthetic
+    from it_jax.data import context, vocab
 
-    mixing.configure_rates(cap=mixing.DEFAULT_CAP, temperature=1.0)
-    return vocab.make_vocabulary(sentencepiece_model=None)
+    vocabulary = vocab.make_vocabulary(sentencepiece_model=None)
+    synthetic.register(context.TaskContext(vocabulary))
+    return vocabulary
 
 
 def flan_inputs(data_dir: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path] | str:
@@ -228,12 +226,14 @@ def flan_inputs(data_dir: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path] | s
 
 
 def prepare_flan(mirrors: pathlib.Path, spiece_model: pathlib.Path) -> tuple[Any, list[str]]:
-    """Points TFDS tasks at the mirrors, registers FLAN 2021 and a mixture of every task with a mirrored train
-    split (as `train_run` registers a list). Returns the SentencePiece vocabulary and the task names."""
-    from it_jax.data import mixing, sources, vocab
-
-    os.environ[sources.DATA_DIR_ENV] = str(mirrors.resolve())
+    """Registers FLAN 2021 reading the mirrors, and a mixture of every task with a mirrored train split (as
+    `train_run` registers a list). Returns the SentencePiece vocabulary and the task names."""
     import mixtures.flan2021 as flan
+    from it_jax.data import context, mixing, sources, vocab
+
+    vocabulary = vocab.make_vocabulary(sentencepiece_model=str(spiece_model), extra_ids=100)
+    tasks = context.TaskContext(vocabulary, data_dir=str(mirrors.resolve()))
+    flan.register(tasks)
 
     names = [
         f"{flan.PREFIX}_{spec.name}"
@@ -243,9 +243,8 @@ def prepare_flan(mirrors: pathlib.Path, spiece_model: pathlib.Path) -> tuple[Any
     ]
     if not names:
         raise FileNotFoundError(f"no FLAN 2021 train split is mirrored in {mirrors}")
-    mixing.configure_rates(cap=mixing.DEFAULT_CAP, temperature=1.0)
-    mixing.register_mixture(FLAN_MIXTURE, names, rate=mixing.configured_rate)
-    return vocab.make_vocabulary(sentencepiece_model=str(spiece_model), extra_ids=100), names
+    mixing.register_mixture(FLAN_MIXTURE, names, rate=tasks.rate())
+    return vocabulary, names
 
 
 def quiet_env(**extra: str) -> dict[str, str]:
@@ -265,18 +264,20 @@ def run_timed(command: Sequence[str], timeout: float) -> tuple[float, subprocess
     return started, result
 
 
-def itjax_first_step(timeout: float) -> dict[str, Any]:
-    """Process start to the end of the first step of the demo run on `synthetic_all` (see the docstring)."""
+def itjax_first_step(timeout: float, cache_dir: str | pathlib.Path) -> dict[str, Any]:
+    """Process start to the end of the first step of the demo run on `synthetic_all` (see the docstring),
+    with JAX's persistent compilation cache in `cache_dir`."""
     with tempfile.TemporaryDirectory(prefix="bench_first_step_") as model_dir:
         bindings = [
             "train_run.num_steps = 1",
             "train_run.log_every = 1",
+            "train_run.eval_every = 0",
             f"train_run.mixture = '{SYNTHETIC.mixture}'",
             "main.evaluate = False",
         ]
         command = [sys.executable, str(REPO / "scripts" / "train.py"), f"--gin_file={DEMO_GIN}"]
         command += [f"--model_dir={model_dir}", *(f"--gin_bindings={b}" for b in bindings)]
-        started, _ = run_timed(command, timeout)
+        started, _ = run_timed([*command, f"--compilation_cache_dir={cache_dir}"], timeout)
         path = pathlib.Path(model_dir) / "metrics.jsonl"
         records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         if [r.get("step") for r in records] != [1]:
@@ -390,7 +391,8 @@ def markdown_report(results: Mapping[str, Any]) -> str:
     lines += ["", "| resume position | first batch (s) |", "|---|---|"]
     lines += [f"| {p} | {s:.2f} |" for p, s in results["resume_first_batch_s"].items()]
     first_steps = (
-        f"first step from process start: it_jax {_fmt(results['first_step_s'], '.1f')} s, "
+        f"first step from process start: it_jax {_fmt(results['first_step_s'], '.1f')} s cold (empty compilation "
+        f"cache), {_fmt(results['first_step_warm_s'], '.1f')} s warm (rerun); "
         f"HF transformers {_fmt(results['hf_first_step_s'], '.1f')} s"
     )
     lines += ["", first_steps]
@@ -442,8 +444,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     mixtures, notes, byte_vocabulary = measure_mixtures(args)
     positions = [int(p) for p in args.resume_positions.split(",") if p.strip()]
     resumes = time_resumes(dataclasses.replace(SYNTHETIC, stream=args.stream), byte_vocabulary, positions)
-    print("[first step] it_jax (scripts/train.py) ...", file=sys.stderr, flush=True)
-    itjax = itjax_first_step(args.subprocess_timeout)
+    with tempfile.TemporaryDirectory(prefix="bench_compilation_cache_") as cache_dir:
+        print("[first step] it_jax (scripts/train.py), empty compilation cache ...", file=sys.stderr, flush=True)
+        itjax = itjax_first_step(args.subprocess_timeout, cache_dir)
+        print("[first step] it_jax again, the cache filled ...", file=sys.stderr, flush=True)
+        itjax_warm = itjax_first_step(args.subprocess_timeout, cache_dir)
     hf = {}
     if args.skip_hf:
         notes["hf"] = "HF skipped: --skip_hf"
@@ -455,9 +460,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "flan_examples_per_s": mixtures["flan"]["examples_per_s"] if "flan" in mixtures else None,
         "resume_first_batch_s": resumes,
         "first_step_s": itjax["first_step_s"],
+        "first_step_warm_s": itjax_warm["first_step_s"],
         "hf_first_step_s": hf.get("hf_first_step_s"),
         "mixtures": mixtures,
         "first_step": itjax,
+        "first_step_warm": itjax_warm,
         "hf_first_step": hf or None,
         "notes": notes,
         "machine": machine,

@@ -140,3 +140,9 @@ def hf_checkpoint(tmp_path_factory):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def transformers_logits():
+    """`model_logits` (transformers' float32 logits of a `HFCheckpoint.batch()`-shaped batch), for other test files."""
+    return model_logits

@@ -33,7 +33,7 @@ def test_round_trip_with_vocabulary(shared_data, tmp_path, random_params):
     pretrained.save_pretrained(tmp_path / "m", config=T5_CONFIG, params=params, vocabulary_path=spiece, extra_ids=100)
     metadata = json.loads((tmp_path / "m" / "model.json").read_text())
     assert metadata["format"] == "it_jax.pretrained" and metadata["version"] == 1
-    assert metadata["vocabulary"] == {"file": "spiece.model", "extra_ids": 100}
+    assert metadata["vocabulary"] == {"type": "sentencepiece", "file": "spiece.model", "extra_ids": 100}
     assert metadata["model_config"]["family"] == "t5"
     assert registry.config_from_dict(metadata["model_config"]) == T5_CONFIG
 
@@ -94,3 +94,42 @@ def test_params_not_matching_the_config_are_rejected(tmp_path, random_params):
         pretrained.load_pretrained(tmp_path / "b")
     with pytest.raises(FileExistsError, match="not empty"):
         pretrained.save_pretrained(tmp_path / "b", config=DECODER_CONFIG, params=params, vocabulary_path=None)
+
+
+def test_byte_vocabulary_and_run_fields_round_trip(tmp_path, random_params):
+    config = dataclasses.replace(T5_CONFIG, vocab_size=272)
+    params = random_params(config)
+    lengths, source = {"inputs": 12, "targets": 6}, {"run": "/runs/x", "step": 40}
+    pretrained.save_pretrained(
+        tmp_path, config=config, params=params, vocabulary_path=None, extra_ids=3, byte_vocabulary=True,
+        task_feature_lengths=lengths, source=source,
+    )
+    metadata = json.loads((tmp_path / "model.json").read_text())
+    assert metadata["vocabulary"] == {"type": "byte", "file": None, "extra_ids": 3}
+    loaded = pretrained.load_pretrained(tmp_path)
+    assert loaded.byte_vocabulary and loaded.vocabulary_path is None and loaded.extra_ids == 3
+    assert loaded.task_feature_lengths == lengths and loaded.source == source
+    assert pretrained.make_vocabulary(loaded) == seqio.ByteVocabulary(extra_ids=3)
+    assert_same(params, loaded.params)
+
+
+def test_vocabulary_types_are_checked_and_older_directories_still_load(shared_data, tmp_path, random_params):
+    spiece = shared_data / "tokenizers" / "t5" / "spiece.model"
+    pretrained.save_pretrained(tmp_path, config=T5_CONFIG, params=random_params(T5_CONFIG), vocabulary_path=spiece)
+    metadata = json.loads((tmp_path / "model.json").read_text())
+    for vocabulary, expected in (({"file": "spiece.model", "extra_ids": 0}, True), ({"file": None}, False)):
+        (tmp_path / "model.json").write_text(json.dumps({**metadata, "vocabulary": vocabulary}))  # before "type"
+        loaded = pretrained.load_pretrained(tmp_path)
+        assert (pretrained.make_vocabulary(loaded) is not None) == expected and not loaded.byte_vocabulary
+    for vocabulary, message in (
+        ({"type": "wordpiece"}, "vocabulary type 'wordpiece' unknown"),
+        ({"type": "byte", "file": "spiece.model"}, "a byte vocabulary has no file"),
+        ({"type": "sentencepiece", "file": None}, "a SentencePiece one needs its file"),
+    ):
+        (tmp_path / "model.json").write_text(json.dumps({**metadata, "vocabulary": vocabulary}))
+        with pytest.raises(ValueError, match=message):
+            pretrained.load_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="a byte vocabulary has no file"):
+        pretrained.save_pretrained(
+            tmp_path / "b", config=T5_CONFIG, params={}, vocabulary_path=spiece, byte_vocabulary=True
+        )

@@ -6,6 +6,7 @@ import pytest
 import seqio
 
 from it_jax.data import mixing, tasks
+from it_jax.data.context import TaskContext
 from it_jax.evaluation import metrics
 
 SIZES = {"test_mixing_small": 400, "test_mixing_medium": 1000, "test_mixing_large": 4000}
@@ -114,17 +115,13 @@ def test_sampled_proportions_match_mixture_shares(sized_tasks):
     assert counts["test_mixing_small"] / draws > 400 / (400 + 1000 + 4000) + 0.02
 
 
-def test_configured_rate_follows_the_run_settings():
+def test_the_context_rate_follows_the_run_settings():
     def source(split):
         return iter([{"x": str(i), "answer": "a"} for i in range(50)])
 
     tasks.register_task("test_mixing_configured", source=source, templates=[("{x}", "{answer}")], cluster="test_cfg")
     task = seqio.get_mixture_or_task("test_mixing_configured")
-    try:
-        mixing.configure_rates(cap=20)
-        assert mixing.configured_rate(task) == 20
-        mixing.configure_rates(cap=None, temperature=2.0)
-        assert mixing.configured_rate(task) == pytest.approx(50 ** 0.5)
-    finally:
-        mixing.configure_rates()
-    assert mixing.configured_rate(task) == 50
+    assert TaskContext(cap=20).rate()(task) == 20
+    assert TaskContext(cap=None, temperature=2.0).rate()(task) == pytest.approx(50**0.5)
+    assert TaskContext(cap=20).rate(cap=None)(task) == 50
+    assert TaskContext().rate()(task) == 50

@@ -7,9 +7,12 @@ import pytest
 import seqio
 import tensorflow as tf
 
-import mixtures.synthetic  # noqa: F401  (registers the synthetic collection)
 from it_jax.data import layout as layout_lib
+import mixtures.synthetic as synthetic
 from it_jax.data import packed_input, pipeline, vocab
+from it_jax.data.context import TaskContext
+
+pytestmark = pytest.mark.usefixtures("synthetic_tasks")
 
 LENGTHS = {"inputs": 128, "targets": 32}
 MIXTURE = "synthetic_all"
@@ -33,7 +36,7 @@ SPIECE = os.path.join(
 
 
 @pytest.fixture(scope="module")
-def tokenized():
+def tokenized(synthetic_tasks):
     names, rates = packed_input.mixture_tasks(MIXTURE)
     return [packed_input.tokenize_task(n, "train", vocab.make_vocabulary(), LENGTHS) for n in names], rates
 
@@ -127,9 +130,12 @@ def test_tokenization_equals_the_seqio_tasks(tokenized):
 @pytest.mark.skipif(not os.path.isfile(SPIECE), reason="no T5 SentencePiece model in ../shared/data")
 def test_sentencepiece_tokenization_equals_seqio():
     vocabulary = vocab.make_vocabulary(sentencepiece_model=SPIECE)
-    with vocab.use_vocabulary(vocabulary):
+    synthetic.register(TaskContext(vocabulary))
+    try:
         task = packed_input.tokenize_task("synthetic_caesar_cipher", "train", vocabulary, LENGTHS)
         expected = _seqio_tokens("synthetic_caesar_cipher", 20)
+    finally:
+        synthetic.register(TaskContext())  # back to the module's byte vocabulary
     for i, (inputs, targets) in enumerate(expected):
         (fi, oi), (ft, ot) = task.inputs, task.targets
         np.testing.assert_array_equal(fi[oi[i] : oi[i + 1]], inputs)

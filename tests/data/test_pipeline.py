@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-import mixtures.synthetic  # noqa: F401  (registers the synthetic collection)
 from it_jax.data import layout, pipeline
+
+pytestmark = pytest.mark.usefixtures("synthetic_tasks")
 
 
 def _batches(skip: int, count: int, **kwargs):

@@ -6,7 +6,6 @@ import re
 import pytest
 
 from it_jax.data.sources import (
-    DATA_DIR_ENV,
     GeneratorSource,
     JsonlSource,
     SourceError,
@@ -111,29 +110,15 @@ def test_tfds_source_reads_shared_mirror(shared_data):
     assert source.num_examples("validation") == sum(1 for _ in source.examples("validation"))
 
 
-def test_data_dir_environment_variable_is_read_when_examples_are_requested(tmp_path, monkeypatch):
-    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
-    source = TfdsSource("my_corpus/config", splits=("train",))
-    assert source.data_dir is None and source.mirror() is None
+def test_tfds_source_reads_its_mirror_only_with_a_data_directory(tmp_path):
     _write_jsonl(tmp_path / "my_corpus__config" / "train.jsonl", [{"text": "a"}, {"text": "b"}])
-    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
-    assert source.data_dir == str(tmp_path)
+    assert TfdsSource("my_corpus/config", splits=("train",)).mirror() is None
+    source = TfdsSource("my_corpus/config", splits=("train",), data_dir=str(tmp_path))
     assert list(source.examples("train")) == [{"text": "a"}, {"text": "b"}]
     assert source.num_examples("train") == 2
 
 
-def test_explicit_data_dir_takes_precedence_over_environment(tmp_path, monkeypatch):
-    _write_jsonl(tmp_path / "explicit" / "ds" / "train.jsonl", [{"v": "explicit"}])
-    _write_jsonl(tmp_path / "env" / "ds" / "train.jsonl", [{"v": "env"}])
-    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "env"))
-    assert list(TfdsSource("ds", splits=("train",)).examples("train")) == [{"v": "env"}]
-    explicit = TfdsSource("ds", splits=("train",), data_dir=str(tmp_path / "explicit"))
-    assert list(explicit.examples("train")) == [{"v": "explicit"}]
-
-
-def test_environment_variable_reaches_shared_mirror(shared_data, monkeypatch):
-    monkeypatch.setenv(DATA_DIR_ENV, str(shared_data / "tfds_jsonl"))
-    source = TfdsSource("glue/rte", splits=("train", "validation"))
-    first = next(source.examples("validation"))
-    assert set(first) == RTE_FIELDS
-    assert source.num_examples("train") == 2490
+def test_the_environment_does_not_choose_the_data(tmp_path, monkeypatch):
+    _write_jsonl(tmp_path / "ds" / "train.jsonl", [{"v": "env"}])
+    monkeypatch.setenv("IT_JAX_DATA_DIR", str(tmp_path))
+    assert TfdsSource("ds", splits=("train",)).mirror() is None

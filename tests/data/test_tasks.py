@@ -7,7 +7,7 @@ import seqio
 
 from it_jax.data import tasks
 from it_jax.data.templates import TemplateError
-from it_jax.data.vocab import RUN_VOCABULARY, use_vocabulary
+from it_jax.data.context import TaskContext
 from it_jax.evaluation import metrics
 
 LENGTHS = {"inputs": 64, "targets": 16}
@@ -61,8 +61,7 @@ def test_unknown_task_info_raises_key_error():
 def test_byte_vocabulary_tokenizes_with_eos_appended():
     _register_parity("test_tasks_bytes")
     vocabulary = seqio.ByteVocabulary()
-    with use_vocabulary(vocabulary):
-        examples = _examples("test_tasks_bytes_template_0")
+    examples = _examples("test_tasks_bytes_template_0")
     assert len(examples) == 7
     first = examples[0]
     assert first["inputs_pretokenized"].decode() == "Is 100 even?\nOPTIONS:\n- yes\n- no"
@@ -73,17 +72,17 @@ def test_byte_vocabulary_tokenizes_with_eos_appended():
     assert all(ex["inputs"][-1] == 1 and ex["targets"][-1] == 1 for ex in examples)
 
 
-def test_sentencepiece_vocabulary_through_run_vocabulary(shared_data):
-    _register_parity("test_tasks_spm")
+def test_a_task_tokenizes_with_its_contexts_vocabulary(shared_data):
     vocabulary = seqio.SentencePieceVocabulary(str(shared_data / "tokenizers" / "t5" / "spiece.model"))
-    with use_vocabulary(vocabulary):
-        assert RUN_VOCABULARY.vocab_size == vocabulary.vocab_size
-        examples = _examples("test_tasks_spm_template_1")
+    _register_parity("test_tasks_spm", context=TaskContext(vocabulary))
+    assert seqio.get_mixture_or_task("test_tasks_spm").output_features["inputs"].vocabulary == vocabulary
+    examples = _examples("test_tasks_spm_template_1")
     for ex in examples:
         assert list(ex["inputs"]) == vocabulary.encode(ex["inputs_pretokenized"].decode()) + [1]
         assert list(ex["targets"]) == vocabulary.encode(ex["targets_pretokenized"].decode()) + [1]
     assert len(examples[0]["targets"]) == len(vocabulary.encode("yes")) + 1
-    assert RUN_VOCABULARY.vocab_size == seqio.ByteVocabulary().vocab_size
+    _register_parity("test_tasks_spm")  # registering again with no context: bytes
+    assert seqio.get_mixture_or_task("test_tasks_spm").output_features["inputs"].vocabulary == seqio.ByteVocabulary()
 
 
 def test_spread_task_is_deterministic_and_round_robin():

@@ -1,6 +1,5 @@
 """Decontamination: n-gram overlap of evaluation examples with a training mixture, and the clean-id file."""
 
-import importlib
 import json
 import os
 import pathlib
@@ -11,6 +10,8 @@ import sys
 import pytest
 
 from it_jax.data import mixing, tasks
+from it_jax.data.context import TaskContext
+from mixtures import flan2021
 from it_jax.evaluation import decontamination
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -162,9 +163,8 @@ def test_script_writes_the_report_for_synthetic_tasks(tmp_path):
     assert "elapsed:" in result.stdout
 
 
-def test_flan_mirror_rte_train_against_validation(shared_data, monkeypatch):
-    monkeypatch.setenv("IT_JAX_DATA_DIR", str(shared_data / "tfds_jsonl"))
-    importlib.import_module("mixtures.flan2021")
+def test_flan_mirror_rte_train_against_validation(shared_data):
+    flan2021.register(TaskContext(data_dir=str(shared_data / "tfds_jsonl")))
     rte, wnli = decontamination.resolve_tasks(["flan2021_rte_scoring", "flan2021_wnli"])
     result = decontamination.check_task(decontamination.build_train_index([rte]), rte, "validation")
     assert result.total == 277

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import seqio
 
+from it_jax.data.context import TaskContext
 from it_jax.data import fewshot, tasks
 from it_jax.evaluation import metrics, report
 from it_jax.evaluation.evaluator import EvalJob, Evaluator, jobs_for
@@ -57,7 +58,7 @@ def _register(name, **kwargs):
         cluster="test_ev_colours",
         options=(),  # per-example options from the source
         metrics=[metrics.accuracy],
-        vocabulary=VOCAB,
+        context=TaskContext(VOCAB),
         **kwargs,
     )
 
@@ -70,7 +71,7 @@ def _register_gen(name):
         inverted_templates=[("Write a request answered by {answer}", "say {n}")],
         cluster="test_ev_echo",
         metrics=[metrics.exact_match],
-        vocabulary=VOCAB,
+        context=TaskContext(VOCAB),
     )
 
 
@@ -142,7 +143,11 @@ def test_rank_classification_picks_the_highest_scoring_option():
             assert p.inputs.startswith(f"T{template}: ") and "OPTIONS:" in p.inputs
         correct = sum(p.prediction == p.targets[0] for p in predictions)
         assert correct == CORRECT_UP_TO[template]
-        assert result == TemplateResult(template, NUM_EXAMPLES, {"accuracy": 100.0 * correct / NUM_EXAMPLES})
+        assert result.template == template and result.num_examples == NUM_EXAMPLES
+        assert result.metrics == {"accuracy": 100.0 * correct / NUM_EXAMPLES}
+        # Options per example: 2, 3, 2, 3, 2; the answer is the second option except in example 1 (the third).
+        assert result.chance == pytest.approx(100.0 * (3 / 2 + 2 / 3) / 5)
+        assert result.majority == pytest.approx(80.0)
 
 
 def test_mean_and_best_over_templates():
@@ -288,10 +293,15 @@ def test_report_tables_json_round_trip_and_predictions(tmp_path):
     assert report.read_results(tmp_path) == results
     assert "[results.json](results.json)" in markdown
     assert "## By cluster" in markdown and "## By prompt variant" in markdown
-    assert "| task | variant | cluster | metric | t0 | t1 | t2 | mean | best |" in markdown
-    # Template 0 answers 3 of the 4 kept examples, template 1 one and template 2 all 4 (example 4 left out).
-    assert f"| {cls.name} | zs_opt | test_ev_colours | accuracy | 75.0 | 25.0 | 100.0 | 66.7 | 100.0 |" in markdown
-    assert f"| {gen.name} | zs_opt | test_ev_echo | exact_match | 80.0 | 80.0 |  | 80.0 | 80.0 |" in markdown
+    header = "| task | variant | cluster | trained | metric | t0 | t1 | t2 | mean | best | chance | majority |"
+    assert header in markdown
+    # Template 0 answers 3 of the 4 kept examples, template 1 one and template 2 all 4 (example 4 left out);
+    # always the second option is right in 3 of them; no reference is shared by two generation examples (1 in 5).
+    row = "| accuracy | 75.0 | 25.0 | 100.0 | 66.7 | 100.0 | 41.7 | 75.0 |"
+    assert f"| {cls.name} | zs_opt | test_ev_colours |  {row}" in markdown
+    gen_row = "| exact_match | 80.0 | 80.0 |  | 80.0 | 80.0 | n/a | 20.0 |"
+    assert f"| {gen.name} | zs_opt | test_ev_echo |  {gen_row}" in markdown
+    assert "**Verdict:** mean " in markdown
     assert "| test_ev_colours | 2 | 66.7 | 100.0 |" in markdown
     assert "| fs_opt | 1 | 66.7 | 100.0 |" in markdown
     assert "| zs_opt | 2 | 73.3 | 90.0 |" in markdown
@@ -343,3 +353,19 @@ def test_select_tasks_by_list_cluster_or_mixture():
         evaluate.select_tasks()
     with pytest.raises(KeyError):
         evaluate.select_tasks(tasks=["test_ev_never_registered"])
+
+
+def test_trained_tasks_mark_results_seen_or_held_out():
+    from it_jax.data import mixing
+    from it_jax.evaluation import evaluate
+
+    trained, held_out = _register("test_ev_trained", variants=fewshot.VARIANTS), _register_gen("test_ev_held_out")
+    mixing.register_mixture("test_ev_trained_mix", [trained.name, f"{trained.name}_fs_opt"], rate=1.0)
+    # Any prompt variant of a task counts as the task.
+    assert evaluate.trained_task_names("test_ev_trained_mix") == {trained.name}
+    assert evaluate.trained_task_names(["test_ev_trained_mix", held_out.name]) == {trained.name, held_out.name}
+    jobs = jobs_for([trained.name, held_out.name])
+    trained_names = evaluate.trained_task_names("test_ev_trained_mix")
+    marked = _evaluator(max_examples=2).evaluate(jobs, trained_tasks=trained_names)
+    assert [(t.task, t.seen) for t in marked.tasks] == [(trained.name, True), (held_out.name, False)]
+    assert [t.seen for t in _evaluator(max_examples=2).evaluate(jobs).tasks] == [None, None]

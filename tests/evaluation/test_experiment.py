@@ -10,9 +10,10 @@ import sys
 import pytest
 import tiny
 
-import mixtures.synthetic  # noqa: F401  (registers the tasks the hand-made results name)
 from it_jax.evaluation import experiment, report
 from it_jax.evaluation.results import EvalResults, TaskResult, TemplateResult
+
+pytestmark = pytest.mark.usefixtures("synthetic_tasks")
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TINY = [

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import seqio
 
+from it_jax.data.context import TaskContext
 from it_jax.data import fewshot, layout, pipeline, tasks
 from it_jax.evaluation.evaluator import EvalJob, Evaluator
 from it_jax.evaluation.predictor import Predictor
@@ -44,7 +45,7 @@ def _register(name):
         source=_examples,
         templates=[("Echo: {q}", "{answer}"), ("Reverse the words {q} please.", "-> {answer}")],
         cluster="test_li",
-        vocabulary=VOCAB,
+        context=TaskContext(VOCAB),
     )
 
 
@@ -149,7 +150,7 @@ def test_rank_classification_scores_equal_the_training_loss_of_the_scoring_task(
         templates=[("Which one fits {thing}?\n{options_}", "{answer}")],
         cluster="test_li",
         options=(),
-        vocabulary=VOCAB,
+        context=TaskContext(VOCAB),
     )
     spec, params, statistics = _model(kind)
     train_nll, _ = _training_nll(statistics, params, info.scoring_task_name, prompt_layout)

@@ -32,21 +32,24 @@ TASK_MODULE = textwrap.dedent(
             yield {"word": word, "n": i, "label": i % 2}
 
 
-    tasks.register_task(
-        "mheval_rank",
-        source=_examples,
-        templates=[("Is the {word} number {n} small or large?\\n{options_}", "{answer}"),
-                   ("{word} ({n}): size?\\n{options_}", "{answer}")],
-        cluster="test_mheval",
-        preprocessor=lambda ex: {**ex, "answer": SIZES[ex["label"]]},
-        options=SIZES,
-    )
-    tasks.register_task(
-        "mheval_gen",
-        source=_examples,
-        templates=[("Spell the word {word} backwards.", "{word}")],
-        cluster="test_mheval",
-    )
+    def register(context):
+        tasks.register_task(
+            "mheval_rank",
+            source=_examples,
+            templates=[("Is the {word} number {n} small or large?\\n{options_}", "{answer}"),
+                       ("{word} ({n}): size?\\n{options_}", "{answer}")],
+            cluster="test_mheval",
+            preprocessor=lambda ex: {**ex, "answer": SIZES[ex["label"]]},
+            options=SIZES,
+            context=context,
+        )
+        tasks.register_task(
+            "mheval_gen",
+            source=_examples,
+            templates=[("Spell the word {word} backwards.", "{word}")],
+            cluster="test_mheval",
+            context=context,
+        )
     '''
 )
 

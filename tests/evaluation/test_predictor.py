@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import seqio
 
+from it_jax.data.context import TaskContext
 from it_jax.data import layout, tasks
 from it_jax.evaluation import predictor as predictor_lib
 from it_jax.evaluation.predictor import Predictor
@@ -125,7 +126,11 @@ def test_tokenize_equals_seqios_task_features():
         yield {"q": "short", "answer": "ok"}
 
     tasks.register_task(
-        "test_pr_tokenize", source=source, templates=[("{q}", "{answer}")], cluster="test_pr", vocabulary=VOCAB
+        "test_pr_tokenize",
+        source=source,
+        templates=[("{q}", "{answer}")],
+        cluster="test_pr",
+        context=TaskContext(VOCAB),
     )
     lengths = {"inputs": 64, "targets": 16}
     dataset = seqio.get_mixture_or_task("test_pr_tokenize_template_0").get_dataset(

@@ -6,7 +6,8 @@ import pytest
 import seqio
 
 import mixtures.cot as cot
-from it_jax.data import tasks, vocab
+from it_jax.data import tasks
+from it_jax.data.context import TaskContext
 
 COUNTS = {
     "gsm8k": 7_473,
@@ -20,8 +21,9 @@ COUNTS = {
 
 
 @pytest.fixture
-def data_dir(shared_data, monkeypatch):
-    monkeypatch.setenv("IT_JAX_DATA_DIR", str(shared_data / "tfds_jsonl"))
+def data_dir(shared_data):
+    """The shared data; the submix registered to read its mirrors."""
+    cot.register(TaskContext(data_dir=str(shared_data / "tfds_jsonl")))
     return shared_data
 
 
@@ -56,10 +58,10 @@ def test_options_stay_inside_the_question(data_dir):
 
 def test_the_task_flows_through_get_dataset_with_sentencepiece(data_dir):
     spm = seqio.SentencePieceVocabulary(str(data_dir / "tokenizers" / "t5" / "spiece.model"))
+    cot.register(TaskContext(spm, data_dir=str(data_dir / "tfds_jsonl")))
     task = seqio.get_mixture_or_task("cot_gsm8k")
-    with vocab.use_vocabulary(spm):
-        dataset = task.get_dataset({"inputs": 512, "targets": 256}, split="train", shuffle=False)
-        examples = list(dataset.take(8).as_numpy_iterator())
+    dataset = task.get_dataset({"inputs": 512, "targets": 256}, split="train", shuffle=False)
+    examples = list(dataset.take(8).as_numpy_iterator())
     assert len(examples) == 8
     assert [ex["template"] for ex in examples] == list(range(8))
     for ex in examples:

@@ -8,11 +8,24 @@ import seqio
 import tensorflow_datasets as tfds
 
 import mixtures.flan2021 as flan
-from it_jax.data import fewshot, mixing, tasks, vocab
+from it_jax.data import fewshot, mixing, tasks
+from it_jax.data.context import TaskContext
 from it_jax.data.sources import _to_python
 from mixtures.flan2021.spec import CLUSTERS
 
 SPEC_IDS = [spec.name for spec in flan.SPECS]
+
+
+@pytest.fixture(autouse=True)
+def registered():
+    """The collection registered as a run without a data directory would (TFDS, byte vocabulary)."""
+    return flan.register(TaskContext())
+
+
+def _register_mirrored(shared_data, vocabulary=None):
+    """The collection registered to read the shared mirrors (with `vocabulary`, default bytes)."""
+    settings = {"vocabulary": vocabulary} if vocabulary is not None else {}
+    flan.register(TaskContext(data_dir=str(shared_data / "tfds_jsonl"), **settings))
 
 
 @functools.cache
@@ -78,12 +91,12 @@ def test_clusters_are_balanced_enough_to_hold_out():
 
 
 @pytest.mark.parametrize("name", ["rte", "sst2", "mrpc", "snli", "piqa"])
-def test_local_mirrors_flow_through_get_dataset_with_sentencepiece(name, shared_data, monkeypatch):
-    monkeypatch.setenv("IT_JAX_DATA_DIR", str(shared_data / "tfds_jsonl"))
+def test_local_mirrors_flow_through_get_dataset_with_sentencepiece(name, shared_data):
     spm = seqio.SentencePieceVocabulary(str(shared_data / "tokenizers" / "t5" / "spiece.model"))
+    _register_mirrored(shared_data, spm)
     task = seqio.get_mixture_or_task(f"flan2021_{name}")
-    with vocab.use_vocabulary(spm):
-        examples = list(task.get_dataset({"inputs": 512, "targets": 64}, split="validation", shuffle=False).take(4).as_numpy_iterator())
+    dataset = task.get_dataset({"inputs": 512, "targets": 64}, split="validation", shuffle=False)
+    examples = list(dataset.take(4).as_numpy_iterator())
     assert len(examples) == 4
     for ex in examples:
         assert ex["inputs"][-1] == 1 and ex["targets"][-1] == 1
@@ -104,8 +117,8 @@ def test_eval_mixtures_cover_the_cluster_uncapped_on_validation(cluster):
     assert {t.name for t in mixture.tasks} == expected
 
 
-def test_variants_render_from_the_mirrors(shared_data, monkeypatch):
-    monkeypatch.setenv("IT_JAX_DATA_DIR", str(shared_data / "tfds_jsonl"))
+def test_variants_render_from_the_mirrors(shared_data):
+    _register_mirrored(shared_data)
     info = tasks.task_info("flan2021_rte")
     zero = next(info.render("validation", 0))
     no_options = next(info.render("validation", 0, fewshot.VARIANTS[1]))

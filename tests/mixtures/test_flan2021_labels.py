@@ -17,8 +17,9 @@ from collections.abc import Callable
 
 import pytest
 
-import mixtures.flan2021  # noqa: F401  (registers the flan2021_* tasks)
+import mixtures.flan2021
 from it_jax.data import sources, tasks
+from it_jax.data.context import TaskContext
 
 DATA = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "tfds_jsonl"
 SCAN = 500  # records are chosen among the first SCAN validation records
@@ -128,8 +129,8 @@ def test_every_flan2021_task_with_a_mirror_is_covered():
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_answer_templates_render_the_gold_answer(name, monkeypatch):
-    monkeypatch.setenv(sources.DATA_DIR_ENV, str(DATA))
+def test_answer_templates_render_the_gold_answer(name):
+    mixtures.flan2021.register(TaskContext(data_dir=str(DATA)))
     case = CASES[name]
     info = tasks.task_info(f"flan2021_{name}")
     assert info.is_classification == (case.options is not None)

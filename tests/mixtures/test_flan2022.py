@@ -2,6 +2,7 @@ import pytest
 import seqio
 
 from it_jax.data import fewshot, tasks
+from it_jax.data.context import TaskContext
 from mixtures import flan2022
 
 
@@ -25,6 +26,7 @@ def test_compose_weights_submixtures_and_variant_shares():
             flan2022.Submixture("big", a, weight=0.4, cap=20, variant_shares=flan2022.FOUR_WAY),
             flan2022.Submixture("small", b, weight=0.1, cap=100, variant_shares=flan2022.ZERO_AND_FEW_SHOT),
         ],
+        TaskContext(),
     )
     rates = {t.name: mixture.get_rate(t) for t in mixture.tasks}
     total = sum(rates.values())
@@ -41,13 +43,13 @@ def test_compose_weights_submixtures_and_variant_shares():
 def test_compose_rejects_bad_shares():
     b = [_register("test_compose_c1", 5)]
     with pytest.raises(ValueError, match="must sum to 1"):
-        flan2022.compose("test_bad", [flan2022.Submixture("s", b, 1.0, 10, {"": 0.5})])
+        flan2022.compose("test_bad", [flan2022.Submixture("s", b, 1.0, 10, {"": 0.5})], TaskContext())
     with pytest.raises(ValueError, match="unknown variant suffix"):
-        flan2022.compose("test_bad", [flan2022.Submixture("s", b, 1.0, 10, {"_fs": 1.0})])
+        flan2022.compose("test_bad", [flan2022.Submixture("s", b, 1.0, 10, {"_fs": 1.0})], TaskContext())
 
 
 def test_flan2022_registers_the_published_recipe_over_available_submixtures():
-    mixture = flan2022.flan2022()
+    mixture = flan2022.register(TaskContext())
     names = {t.name for t in mixture.tasks}
     assert "flan2021_rte_fs_noopt" in names and "cot_gsm8k_fs_opt" in names
     assert "cot_gsm8k_zs_noopt" not in names

@@ -13,9 +13,11 @@ import seqio
 
 import mixtures.synthetic as synthetic
 from it_jax.data import mixing
+from it_jax.data.context import TaskContext
 from mixtures.synthetic import generators
 
-TASKS = {info.name: info for info in synthetic.TASKS}
+pytestmark = pytest.mark.usefixtures("synthetic_tasks")
+TASKS = {info.name: info for info in synthetic.register(TaskContext())}
 SPECS = {spec.name: spec for spec in synthetic.SPECS}
 MAX_INPUT_BYTES = 127  # the default byte-level model reads 128 input tokens, EOS included
 MAX_CLASS_TARGET_BYTES = 31

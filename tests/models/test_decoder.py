@@ -11,7 +11,7 @@ from flax import nnx
 from it_jax import launch
 from it_jax.models.decoder import Decoder, DecoderConfig
 
-GIN_MODELS = pathlib.Path(__file__).resolve().parents[2] / "gin" / "models"
+GIN_MODELS = pathlib.Path(__file__).resolve().parents[2] / "it_jax" / "gin" / "models"
 
 TINY = DecoderConfig(vocab_size=64, d_model=32, d_ff=64, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8)
 

@@ -11,7 +11,7 @@ from flax import nnx
 from it_jax import launch, sharding
 from it_jax.models.t5 import T5, T5Config
 
-GIN_MODELS = pathlib.Path(__file__).resolve().parents[2] / "gin" / "models"
+GIN_MODELS = pathlib.Path(__file__).resolve().parents[2] / "it_jax" / "gin" / "models"
 
 TINY = T5Config(
     vocab_size=64, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_encoder_layers=2, num_decoder_layers=2

@@ -13,8 +13,8 @@ import pathlib
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO / "scripts"), str(REPO / "tests")]
-import _cli  # noqa: E402
+sys.path[:0] = [str(REPO / "tests")]
+from it_jax.cli import common as _cli  # noqa: E402
 
 ARGS = _cli.parse_args(
     __doc__.splitlines()[0],

@@ -17,7 +17,7 @@ import gin
 from it_jax import errors, launch
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-TINY = [*tiny.T5_GIN_BINDINGS]
+TINY = [*tiny.T5_GIN_BINDINGS, "train_run.eval_mixture = None"]  # the demo's periodic evaluation off
 LOSS_EVAL = ["train_run.eval_mixture = 'synthetic_heldout_entailment'", "train_run.eval_every = 2"]
 TASK_EVAL = ["train_run.eval_tasks = ['synthetic_syllogism']", "train_run.eval_every = 2"]
 
@@ -42,9 +42,12 @@ CASES = [
     ),
     _case("train", ["train_run.pack = 1"], "train_run.pack must be a bool, got 1 (int)", id="pack-int"),
     _case(
-        "train", ["train_run.temperature = 'hot'"], "train_run.temperature must be a number, got 'hot'", id="temp-str"
+        "run_config",
+        ["run_config.temperature = 'hot'"],
+        "run_config.temperature must be a number, got 'hot'",
+        id="temp-str",
     ),
-    _case("train", ["train_run.cap = 2.5"], "train_run.cap must be an int or None, got 2.5", id="cap-float"),
+    _case("run_config", ["run_config.cap = 2.5"], "run_config.cap must be an int or None, got 2.5", id="cap-float"),
     _case(
         "train",
         ["train_run.eval_tasks = 'synthetic_syllogism'"],
@@ -72,8 +75,8 @@ CASES = [
     ),
     _case("train", ["train_run.keep_checkpoints = 0"], "train_run.keep_checkpoints must be ≥ 1, got 0", id="keep-0"),
     _case("train", ["train_run.keep_best = -1"], "train_run.keep_best must be ≥ 0, got -1", id="keep-best-neg"),
-    _case("train", ["train_run.cap = 0"], "train_run.cap must be ≥ 1, got 0", id="cap-0"),
-    _case("train", ["train_run.temperature = 0.0"], "train_run.temperature must be > 0, got 0.0", id="temp-0"),
+    _case("run_config", ["run_config.cap = 0"], "run_config.cap must be ≥ 1, got 0", id="cap-0"),
+    _case("run_config", ["run_config.temperature = 0.0"], "run_config.temperature must be > 0, got 0.0", id="temp-0"),
     _case(
         "train",
         ["train_run.label_smoothing = 1.0"],
@@ -224,8 +227,20 @@ CASES = [
     _case(
         "run_config",
         ["run_config.task_modules = ['mixtures.synthetc']"],
-        "run_config.task_modules: cannot import 'mixtures.synthetc'",
+        "task module 'mixtures.synthetc' not found on the Python path",
         id="module",
+    ),
+    _case(
+        "run_config",
+        ["run_config.task_modules = ['it_jax.data.vocab']"],
+        "task module 'it_jax.data.vocab' defines no register(context) function",
+        id="module-without-register",
+    ),
+    _case(
+        "run_config",
+        ["run_config.extra_task_modules = ['/nonexistent/my_tasks.py']"],
+        "task module '/nonexistent/my_tasks.py': no such file",
+        id="module-path",
     ),
     _case(
         "run_config",

@@ -107,7 +107,7 @@ def test_empty_train_split_is_not_silently_left_out_of_a_mixture(tmp_path):
     empty = _jsonl(tmp_path, "empty_train", {"train": ["", "  "]})
     tasks.register_task("de_mix_full", source=full, templates=TEMPLATES, cluster="de")
     tasks.register_task("de_mix_empty", source=empty, templates=TEMPLATES, cluster="de")
-    mixing.register_mixture("de_mix", ["de_mix_full", "de_mix_empty"], rate=mixing.configured_rate)
+    mixing.register_mixture("de_mix", ["de_mix_full", "de_mix_empty"], rate=mixing.capped_rate())
     with pytest.raises(
         errors.DataError, match=r"task 'de_mix_empty' split 'train' has no examples \(file .*empty_train"
     ):

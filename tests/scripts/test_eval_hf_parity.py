@@ -38,14 +38,16 @@ TASK_MODULE = textwrap.dedent(
             yield {"animal": animal, "n": i, "label": i % 3}
 
 
-    tasks.register_task(
-        "hfparity_color",
-        source=_examples,
-        templates=[("What color is the {animal} number {n}?\\n{options_}", "{answer}")],
-        cluster="test_hfparity",
-        preprocessor=lambda ex: {**ex, "answer": COLORS[ex["label"]]},
-        options=COLORS,
-    )
+    def register(context):
+        tasks.register_task(
+            "hfparity_color",
+            source=_examples,
+            templates=[("What color is the {animal} number {n}?\\n{options_}", "{answer}")],
+            cluster="test_hfparity",
+            preprocessor=lambda ex: {**ex, "answer": COLORS[ex["label"]]},
+            options=COLORS,
+            context=context,
+        )
     '''
 )
 

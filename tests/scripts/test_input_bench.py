@@ -55,7 +55,7 @@ def test_input_pipeline_json(tmp_path):
     assert "| synthetic |" in result.stdout
 
     report = json.loads(out.read_text())
-    for key in ("synthetic_examples_per_s", "first_step_s"):
+    for key in ("synthetic_examples_per_s", "first_step_s", "first_step_warm_s"):
         assert _positive(report[key]), (key, report[key])
     assert set(report["resume_first_batch_s"]) == {"0", "5"}
     assert all(_positive(s) for s in report["resume_first_batch_s"].values())
@@ -71,5 +71,6 @@ def test_input_pipeline_json(tmp_path):
     assert report["mixtures"]["synthetic"]["batch_shapes"]["encoder_input_tokens"] == [32, 128]
     assert _positive(report["first_step"]["trainer_first_step_s"])
     assert report["first_step"]["trainer_first_step_s"] < report["first_step_s"]
+    assert report["first_step_warm"]["trainer_first_step_s"] < report["first_step_warm_s"]
     assert report["machine"]["cpu_count"] >= 1 and len(report["machine"]["load_average"]) == 3
     assert report["machine"]["versions"]["jax"]

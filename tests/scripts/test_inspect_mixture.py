@@ -8,7 +8,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 def test_inspect_mixture_prints_shares_and_examples():
     result = subprocess.run(
-        [sys.executable, "scripts/inspect_mixture.py", "synthetic_heldout_entailment", "--module", "mixtures.synthetic",
+        [sys.executable, "scripts/inspect_mixture.py", "synthetic_heldout_entailment", "--task_module", "mixtures.synthetic",
          "--examples", "2", "--format", "markdown"],
         capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300,
     )

@@ -27,15 +27,18 @@ def _examples(split):
         yield {"thing": f"{'red' if warm else 'blue'} {size} box", "answer": "warm" if warm else "cold"}
 
 
-tasks.register_task(
-    "learn_colour", source=_examples, cluster="learn", options=["warm", "cold"],
-    templates=[("Is the {thing} warm or cold?\\n{options_}", "{answer}"), ("{thing}: temperature?", "{answer}")],
-)
+def register(context):
+    tasks.register_task(
+        "learn_colour", source=_examples, cluster="learn", options=["warm", "cold"],
+        templates=[("Is the {thing} warm or cold?\\n{options_}", "{answer}"), ("{thing}: temperature?", "{answer}")],
+        context=context,
+    )
 '''
 COMMON = [
     "run_config.task_modules = ['learn_tasks']",
     "run_config.task_feature_lengths = {'inputs': 48, 'targets': 8}",
-    "train_run.mixture = 'learn_colour'",
+    "MIXTURE = 'learn_colour'",
+    "eval_run.reference_tasks = []",
     "train_run.batch_size = 16",
     "train_run.save_every = 1000",
     "train_run.log_every = 100",

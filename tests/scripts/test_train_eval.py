@@ -28,8 +28,10 @@ def _run(script, model_dir, *bindings):
 
 
 def _logged_steps(model_dir) -> list[int]:
+    """The steps of the training records (evaluation records are separate lines with their step)."""
     path = pathlib.Path(model_dir) / "metrics.jsonl"
-    return [json.loads(line)["step"] for line in path.read_text().splitlines()] if path.exists() else []
+    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [record["step"] for record in records if "loss" in record]
 
 
 def test_train_resume_and_evaluate(tmp_path):
@@ -45,11 +47,13 @@ def test_train_resume_and_evaluate(tmp_path):
     out = _run("train.py", model_dir, "TRAIN_STEPS = 6", "train_run.allow_changes = ['schedule']")
     assert "Resuming from step 4" in out
     assert _logged_steps(model_dir) == [1, 2, 3, 4, 5, 6]
-    assert "| synthetic_item_inference | zs_opt | entailment | accuracy |" in out
+    assert "| synthetic_item_inference | zs_opt | entailment | no | accuracy |" in out
 
     results = json.loads((model_dir / "eval" / "results.json").read_text())
     assert results["step"] == 6 and results["split"] == "validation"
-    assert {t["task"] for t in results["tasks"]} == {"synthetic_item_inference", "synthetic_syllogism"}
+    # The held-out cluster, and the demo's reference task it trained on (marked seen).
+    seen = {t["task"]: t["seen"] for t in results["tasks"]}
+    assert seen == {"synthetic_item_inference": False, "synthetic_syllogism": False, "synthetic_larger_number": True}
     for entry in results["tasks"]:
         assert len(entry["templates"]) >= 5
         assert all(t["num_examples"] == 4 for t in entry["templates"])
@@ -90,7 +94,7 @@ def test_decoder_only_prefix_lm_trains_and_evaluates(tmp_path):
     model_dir = tmp_path / "decoder"
     bindings = ["DecoderConfig.d_model = 32", "DecoderConfig.d_ff = 64", "DecoderConfig.num_layers = 1"]
     out = _run("train.py", model_dir, "--gin_file=runs/demo_decoder.gin", "TRAIN_STEPS = 2", *bindings)
-    assert "| synthetic_item_inference | zs_opt | entailment | accuracy |" in out
+    assert "| synthetic_item_inference | zs_opt | entailment | no | accuracy |" in out
     metadata = json.loads((model_dir / "checkpoints" / "2" / "metadata" / "metadata").read_text())
     assert metadata["architecture"] == "prefix_lm" and metadata["model_config"]["family"] == "decoder"
     assert metadata["layout"] == {"architecture": "prefix_lm", "start_id": 0, "inputs_eos": True}

@@ -73,3 +73,37 @@ def test_time_spent_evaluating_is_left_out_of_the_step_time(tmp_path):
     record = logger.update(3, _stats(1.0))
     logger.close()
     assert record["step_time_s"] < 0.4
+
+
+class _FakeClock:
+    """A clock that moves only when told (for the logger and tqdm)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_rate_and_eta_leave_out_the_compiling_first_step(tmp_path, monkeypatch, capsys):
+    import io
+
+    import tqdm
+
+    clock = _FakeClock()
+    monkeypatch.setattr(tqdm.std, "time", clock)
+    bar = io.StringIO()
+    logger = metrics.MetricsLogger(tmp_path, start_step=0, num_steps=20, log_every=100, progress_file=bar, clock=clock)
+    clock.now += 100.0  # the first step compiles for 100 s
+    logger.update(1, _stats(20.0))
+    assert "first step in" in capsys.readouterr().out  # its phase line
+    for step in range(2, 11):  # then 2 s a step
+        clock.now += 2.0
+        logger.update(step, _stats(20.0))
+    shown = logger.progress.format_dict
+    rate = shown["rate"] or (shown["n"] - shown["initial"]) / shown["elapsed"]
+    assert rate == pytest.approx(0.5)  # steps/s: the 100 s step would make it ~0.08
+    assert (shown["total"] - shown["n"]) / rate == pytest.approx(20.0)  # the ETA: 10 steps left at 2 s
+    logger.progress.refresh()
+    assert "00:20" in bar.getvalue().rsplit("\r", 1)[-1]
+    logger.close()

@@ -8,12 +8,13 @@ import pytest
 import tiny
 from jax.sharding import PartitionSpec
 
-import mixtures.synthetic  # noqa: F401  (registers the synthetic collection)
 from it_jax import sharding
 from it_jax.data import layout, packed_input, vocab
 from it_jax.train import losses
 from it_jax.train import trainer as trainer_lib
 from it_jax.train.checkpoints import Checkpointer
+
+pytestmark = pytest.mark.usefixtures("synthetic_tasks")
 
 
 def _trainer(spec, optimizer, schedule, trainer_kwargs=None, **mesh_shape):
