@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -377,7 +376,7 @@ def eval_run(
         layout=run.layout,
         task_names=[*names, *references],
         task_feature_lengths=run.task_feature_lengths,
-        output_dir=output_dir or pathlib.Path(run.model_dir) / "eval",
+        output_dir=output_dir or run.directory.eval,
         title=title,
         variants=variants,
         split=split,

@@ -69,6 +69,17 @@ def lm_batch(seed: int, batch_size: int = 8, length: int = 8) -> dict[str, np.nd
     }
 
 
+def assert_bitwise_equal(a: Any, b: Any) -> None:
+    """Two parameter trees have the same paths, dtypes and values, bit for bit."""
+    from it_jax.convert import tree
+
+    flat_a, flat_b = tree.flatten(a), tree.flatten(b)
+    assert flat_a.keys() == flat_b.keys()
+    for path, value in flat_a.items():
+        other = np.asarray(flat_b[path])
+        assert other.dtype == value.dtype and np.array_equal(other, value), tree.path_name(path)
+
+
 def t5_trainer(
     *, learning_rate: float = 1e-2, devices: int = 1, config: t5.T5Config = TINY, **trainer_kwargs
 ) -> Any:

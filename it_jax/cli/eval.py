@@ -17,6 +17,8 @@ import argparse
 import pathlib
 
 from it_jax.cli import common
+from it_jax.run_dir import RunDirectory
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -27,23 +29,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     what.add_argument("--cluster", help="every registered task of this cluster")
     what.add_argument("--mixture", help="every task of this seqio mixture")
     parser.add_argument("--variants", help="comma-separated from zs_opt,zs_noopt,fs_opt,fs_noopt (default: each task's)")
-    parser.add_argument("--split", default="validation")
+    parser.add_argument("--split", default="validation", help="default: %(default)s")
     parser.add_argument("--max_examples", type=int, help="first N examples of each template")
     common.add_task_module_flag(
         parser, default=f"a run's own (its run.json), else {', '.join(common.DEFAULT_TASK_MODULES)}"
     )
     parser.add_argument("--data_dir", help="local JSONL mirrors of TFDS datasets (default: a run's own, else TFDS)")
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=64, help="default: %(default)s")
     parser.add_argument("--inputs_length", type=int, help="default: the run's, else 512")
     parser.add_argument("--targets_length", type=int, help="also the decoding length; default: the run's, else 64")
     parser.add_argument("--length_normalize", action="store_true", help="rank options by mean token log-likelihood")
     parser.add_argument("--exclude_contaminated", help="JSON of scripts/decontaminate.py: leave those examples out")
-    parser.add_argument("--decode", choices=("greedy", "sample", "beam"), default="greedy")
-    parser.add_argument("--beam_size", type=int, default=4)
-    parser.add_argument("--length_penalty", type=float, default=0.6)
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top_k", type=int, default=0)
-    parser.add_argument("--top_p", type=float, default=1.0)
+    parser.add_argument("--decode", choices=("greedy", "sample", "beam"), default="greedy", help="default: %(default)s")
+    parser.add_argument("--beam_size", type=int, default=4, help="default: %(default)s")
+    parser.add_argument("--length_penalty", type=float, default=0.6, help="default: %(default)s")
+    parser.add_argument("--temperature", type=float, default=1.0, help="default: %(default)s")
+    parser.add_argument("--top_k", type=int, default=0, help="default: %(default)s")
+    parser.add_argument("--top_p", type=float, default=1.0, help="default: %(default)s")
     parser.add_argument("--vocab", help="pretrained directories: SentencePiece model overriding the stored one")
     parser.add_argument("--output_dir", help="default: CHECKPOINT/eval")
     common.add_multi_process_flags(parser)
@@ -68,8 +70,7 @@ def decode_options(args: argparse.Namespace) -> dict:
 def load_tasks(args: argparse.Namespace) -> None:
     """Registers the tasks to choose from: a run's task modules with its data directory and vocabulary (from
     its run.json), else the default collections; then each --task_module. --data_dir overrides."""
-    from it_jax.run_context import RunContext
-    from it_jax.run_dir import RunDirectory
+    from it_jax.run_context import RunContext  # imports TensorFlow: after the flags set the logs
 
     modules, data_dir, vocabulary = list(common.DEFAULT_TASK_MODULES), args.data_dir, None
     if RunDirectory(args.checkpoint).run_json.is_file():
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     lengths = dict(model.task_feature_lengths or {"inputs": 512, "targets": 64})
     lengths.update({k: v for k, v in (("inputs", args.inputs_length), ("targets", args.targets_length)) if v})
     excluded = decontamination.load_excluded(args.exclude_contaminated) if args.exclude_contaminated else None
-    output_dir = pathlib.Path(args.output_dir or pathlib.Path(args.checkpoint) / "eval")
+    output_dir = pathlib.Path(args.output_dir) if args.output_dir else RunDirectory(args.checkpoint).eval
     step = f" step {model.step}" if model.step is not None else ""
     print(f"Loaded {model.path}{step}: {model.layout.architecture} layout; evaluating {len(names)} tasks", flush=True)
     _, markdown = evaluate.evaluate_model(

@@ -19,10 +19,8 @@ import argparse
 import json
 import pathlib
 
-
 from it_jax import errors
-from it_jax.evaluation import loading
-from it_jax.evaluation import predictor as predictor_lib
+from it_jax.cli import common
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,18 +31,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--step", type=int, help="a run directory's step (default: its latest complete checkpoint)")
     parser.add_argument("--input_file", required=True, help='JSONL, one {"inputs": ..., "targets": ...} per line')
     parser.add_argument("--output_file", required=True)
-    parser.add_argument("--mode", choices=("predict", "score"), default="predict")
-    parser.add_argument("--decode", choices=("greedy", "sample", "beam"), default="greedy")
-    parser.add_argument("--beam_size", type=int, default=4)
-    parser.add_argument("--length_penalty", type=float, default=0.6, help="beam search alpha")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top_k", type=int, default=0, help="0: no top-k filter")
-    parser.add_argument("--top_p", type=float, default=1.0, help="1.0: no nucleus filter")
-    parser.add_argument("--max_decode_length", type=int, default=64)
-    parser.add_argument("--max_input_length", type=int, default=2048, help="longer inputs are truncated")
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--mode", choices=("predict", "score"), default="predict", help="default: %(default)s")
+    parser.add_argument("--decode", choices=("greedy", "sample", "beam"), default="greedy", help="default: %(default)s")
+    parser.add_argument("--beam_size", type=int, default=4, help="default: %(default)s")
+    parser.add_argument("--length_penalty", type=float, default=0.6, help="beam search alpha (default: %(default)s)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="default: %(default)s")
+    parser.add_argument("--top_k", type=int, default=0, help="0: no top-k filter (default: %(default)s)")
+    parser.add_argument("--top_p", type=float, default=1.0, help="1.0: no nucleus filter (default: %(default)s)")
+    parser.add_argument("--max_decode_length", type=int, default=64, help="default: %(default)s")
+    parser.add_argument("--max_input_length", type=int, default=2048, help="longer inputs are truncated (default: %(default)s)")
+    parser.add_argument("--batch_size", type=int, default=16, help="default: %(default)s")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     parser.add_argument("--vocab", help="SentencePiece model to use instead of the one stored in the checkpoint")
+    common.add_verbose_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -70,6 +69,11 @@ def read_examples(path: pathlib.Path, *, need_targets: bool) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    common.set_verbosity(args.verbose)
+    common.quiet_tensorflow()
+    from it_jax.evaluation import loading
+    from it_jax.evaluation import predictor as predictor_lib
+
     try:
         model = loading.load_model(args.checkpoint, step=args.step, vocabulary_path=args.vocab)
     except (FileNotFoundError, ValueError, errors.RunError) as error:

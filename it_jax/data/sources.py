@@ -137,8 +137,14 @@ class JsonlSource:
         return f"file {path}" if line is None else f"{path}:{line}"
 
 
+HUGGINGFACE_NAMESPACE = "huggingface:"
+
+
 def mirror_dir_name(tfds_name: str) -> str:
-    """The directory of a TFDS dataset's local mirror: the name with "/" replaced by "__" (no version)."""
+    """The directory of a TFDS dataset's local mirror: the name with "/" replaced by "__" (no version);
+    a Hugging Face dataset read through TFDS (`huggingface:cos_e/v1.11`) gets the prefix `hf__`."""
+    if tfds_name.startswith(HUGGINGFACE_NAMESPACE):
+        return "hf__" + tfds_name[len(HUGGINGFACE_NAMESPACE):].replace("/", "__")
     return tfds_name.split(":")[0].replace("/", "__")
 
 

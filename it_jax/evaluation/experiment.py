@@ -25,6 +25,7 @@ from it_jax.data import tasks as tasks_lib
 from it_jax.evaluation import report
 from it_jax.evaluation.results import EvalResults
 from it_jax.run_context import RunContext
+from it_jax.run_dir import RunDirectory
 from it_jax.train import checkpoints as checkpoints_lib
 from it_jax.train import warm_start
 from it_jax.train.trainer import Trainer
@@ -131,9 +132,9 @@ def setting(parameter: str) -> Any:
 
 def trained_steps(run_dir: pathlib.Path) -> int | None:
     """The latest checkpointed step of a run directory, or None."""
-    if not (run_dir / "checkpoints").is_dir():
+    if not RunDirectory(run_dir).checkpoints.is_dir():
         return None
-    checkpointer = checkpoints_lib.Checkpointer(run_dir / "checkpoints")
+    checkpointer = checkpoints_lib.Checkpointer(RunDirectory(run_dir).checkpoints)
     try:
         return checkpointer.latest_step()
     finally:

@@ -119,6 +119,17 @@ def rouge(targets: Sequence[Target], predictions: Sequence[str]) -> Mapping[str,
     return {name: 100.0 * result[name].mid.fmeasure for name in ("rouge1", "rouge2", "rougeLsum")}
 
 
+def rouge_l(targets: Sequence[Target], predictions: Sequence[str]) -> Mapping[str, float]:
+    """Mean ROUGE-L F-measure (rouge-score, with stemming; percent), each example scored against its best
+    reference, as Super-NaturalInstructions reports it."""
+    from rouge_score import rouge_scorer
+
+    _check_lengths(targets, predictions)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    best = [max(scorer.score(r, p)["rougeL"].fmeasure for r in _references(t)) for t, p in zip(targets, predictions)]
+    return {"rougeL": 100.0 * sum(best) / max(len(best), 1)}
+
+
 def _as_number(prediction: str) -> float:
     """The prediction as a float; text that is not a finite number counts as 0."""
     try:

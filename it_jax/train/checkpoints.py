@@ -29,6 +29,7 @@ from orbax.checkpoint import checkpoint_managers
 
 from it_jax import errors
 from it_jax.convert import tree as tree_lib
+from it_jax.run_dir import RunDirectory
 from it_jax.train import integrity, orbax_errors
 from it_jax.train.state import TrainState
 
@@ -339,8 +340,8 @@ class Checkpointer:
 def checkpoint_dir(path: str | pathlib.Path) -> pathlib.Path:
     """The `checkpoints/` directory of a model directory, or `path` itself if it holds step directories."""
     path = pathlib.Path(path)
-    if (path / "checkpoints").is_dir():
-        return path / "checkpoints"
+    if RunDirectory(path).checkpoints.is_dir():
+        return RunDirectory(path).checkpoints
     if path.is_dir() and any(p.name.isdigit() for p in path.iterdir()):
         return path
     raise FileNotFoundError(f"{path} is neither a model directory with checkpoints/ nor a checkpoint directory")

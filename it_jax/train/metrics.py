@@ -23,7 +23,8 @@ from typing import IO, Any
 import jax
 import tqdm
 
-TENSORBOARD_DIR = "tensorboard"
+from it_jax.run_dir import RunDirectory
+
 _process_start = time.time()  # replaced by `mark_process_start` with the entry point's own start
 
 
@@ -118,12 +119,12 @@ class MetricsLogger:
         self.log_every = log_every
         self.peak_flops_per_device = peak_flops_per_device
         self.flops_per_step: float | None = None
-        self.path = pathlib.Path(model_dir) / "metrics.jsonl"
+        self.path = RunDirectory(model_dir).metrics
         if self.enabled and self.path.exists():
             self._drop_records_after(start_step)
         self.writer = None
         if self.enabled and tensorboard:
-            self.writer = _SummaryWriter(pathlib.Path(model_dir) / TENSORBOARD_DIR)
+            self.writer = _SummaryWriter(RunDirectory(model_dir).tensorboard)
         self.num_steps = num_steps
         self._progress_file = progress_file
         self.progress: tqdm.tqdm | None = None  # created after the first step (see `_start_progress`)

@@ -26,6 +26,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from it_jax import errors
 from it_jax import sharding as sharding_lib
+from it_jax.run_dir import RunDirectory
 from it_jax.models.spec import ModelSpec
 from it_jax.train import checkpoints as checkpoints_lib
 from it_jax.train import divergence as divergence_lib
@@ -435,7 +436,7 @@ def train(
     model_dir = pathlib.Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     checkpointer = checkpoints_lib.Checkpointer(
-        model_dir / "checkpoints",
+        RunDirectory(model_dir).checkpoints,
         save_every=save_every,
         max_to_keep=keep_checkpoints,
         keep_best=keep_best,

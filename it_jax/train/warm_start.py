@@ -18,6 +18,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from it_jax.run_dir import RunDirectory
 from it_jax.train.checkpoints import Checkpointer, checkpoint_dir
 
 Params = dict[str, Any]
@@ -99,7 +100,7 @@ def _subset(params: Params, names: set[str]) -> Params:
 
 def _restore_from_directory(path: pathlib.Path, params: Params) -> tuple[Params, WarmStartReport]:
     pretrained = path / PRETRAINED_PARAMS_DIR
-    if pretrained.is_dir() and not (path / "checkpoints").is_dir():
+    if pretrained.is_dir() and not RunDirectory(path).checkpoints.is_dir():
         shapes = ocp.StandardCheckpointer().metadata(pretrained).item_metadata.tree
         loaded, skipped, unused = _match(params, _flatten(shapes))
         restored = {}

@@ -4,10 +4,11 @@ import json
 import jax
 import numpy as np
 import pytest
+import tiny
 import seqio
 
 from it_jax import sharding
-from it_jax.convert import pretrained, tree
+from it_jax.convert import pretrained
 from it_jax.models import decoder, registry, t5
 
 T5_CONFIG = t5.T5Config(
@@ -17,14 +18,6 @@ DECODER_CONFIG = decoder.DecoderConfig(
     vocab_size=64, d_model=16, d_ff=24, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=4,
     qkv_bias=True, tie_embeddings=True, scan_layers=True, param_dtype="bfloat16",
 )
-
-
-def assert_same(a, b):
-    flat_a, flat_b = tree.flatten(a), tree.flatten(b)
-    assert flat_a.keys() == flat_b.keys()
-    for path, value in flat_a.items():
-        other = np.asarray(flat_b[path])
-        assert other.dtype == value.dtype and np.array_equal(other, value), tree.path_name(path)
 
 
 def test_round_trip_with_vocabulary(shared_data, tmp_path, random_params):
@@ -40,7 +33,7 @@ def test_round_trip_with_vocabulary(shared_data, tmp_path, random_params):
     loaded = pretrained.load_pretrained(tmp_path / "m")
     assert loaded.config == T5_CONFIG and loaded.extra_ids == 100
     assert loaded.vocabulary_path == str(tmp_path / "m" / "spiece.model")
-    assert_same(params, loaded.params)
+    tiny.assert_bitwise_equal(params, loaded.params)
     vocabulary = pretrained.make_vocabulary(loaded)
     assert isinstance(vocabulary, seqio.SentencePieceVocabulary) and vocabulary.vocab_size == 32100
     assert pretrained.make_vocabulary(loaded, override_path=str(spiece)).vocab_size == 32100
@@ -51,7 +44,7 @@ def test_scanned_bfloat16_round_trip_without_vocabulary(tmp_path, random_params)
     pretrained.save_pretrained(tmp_path, config=DECODER_CONFIG, params=params, vocabulary_path=None)
     loaded = pretrained.load_pretrained(tmp_path)
     assert loaded.config == DECODER_CONFIG and loaded.vocabulary_path is None and loaded.extra_ids == 0
-    assert_same(params, loaded.params)
+    tiny.assert_bitwise_equal(params, loaded.params)
     assert pretrained.make_vocabulary(loaded) is None
 
 
@@ -64,7 +57,7 @@ def test_restores_directly_onto_a_mesh(tmp_path, random_params):
     kernel = loaded.params["layers"]["mlp"]["wi_0"]["kernel"]
     assert isinstance(kernel, jax.Array) and kernel.sharding == shardings["layers"]["mlp"]["wi_0"]["kernel"]
     assert len(kernel.sharding.device_set) == 8
-    assert_same(params, jax.tree.map(np.asarray, loaded.params))
+    tiny.assert_bitwise_equal(params, jax.tree.map(np.asarray, loaded.params))
 
 
 def test_missing_and_foreign_directories_are_clear_errors(tmp_path):
@@ -110,7 +103,7 @@ def test_byte_vocabulary_and_run_fields_round_trip(tmp_path, random_params):
     assert loaded.byte_vocabulary and loaded.vocabulary_path is None and loaded.extra_ids == 3
     assert loaded.task_feature_lengths == lengths and loaded.source == source
     assert pretrained.make_vocabulary(loaded) == seqio.ByteVocabulary(extra_ids=3)
-    assert_same(params, loaded.params)
+    tiny.assert_bitwise_equal(params, loaded.params)
 
 
 def test_vocabulary_types_are_checked_and_older_directories_still_load(shared_data, tmp_path, random_params):

@@ -17,7 +17,7 @@ import gin
 from it_jax import errors, launch
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-TINY = [*tiny.T5_GIN_BINDINGS, "train_run.eval_mixture = None"]  # the demo's periodic evaluation off
+TINY = [*tiny.T5_GIN_BINDINGS, "train_run.eval_mixture = None", "train_run.eval_every = 0"]  # no periodic eval
 LOSS_EVAL = ["train_run.eval_mixture = 'synthetic_heldout_entailment'", "train_run.eval_every = 2"]
 TASK_EVAL = ["train_run.eval_tasks = ['synthetic_syllogism']", "train_run.eval_every = 2"]
 

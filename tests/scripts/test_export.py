@@ -100,19 +100,11 @@ def _infer(tmp_path, directory, *flags) -> list[dict]:
     return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
 
 
-def _assert_bitwise_equal(a, b):
-    flat_a, flat_b = tree.flatten(a), tree.flatten(b)
-    assert flat_a.keys() == flat_b.keys()
-    for path, value in flat_a.items():
-        other = np.asarray(flat_b[path])
-        assert other.dtype == value.dtype and np.array_equal(other, value), tree.path_name(path)
-
-
 def test_export_records_the_run_and_copies_its_parameters_bit_for_bit(run, exported):
     (run_dir, params), (exported, summary) = run, exported
     loaded = pretrained.load_pretrained(exported)
     assert loaded.config == CONFIG
-    _assert_bitwise_equal(params, loaded.params)
+    tiny.assert_bitwise_equal(params, loaded.params)
     metadata = json.loads((exported / "model.json").read_text())
     assert metadata["vocabulary"] == {"type": "byte", "file": None, "extra_ids": EXTRA_IDS}
     assert metadata["layout"] == {"architecture": "encoder_decoder", "start_id": 0, "inputs_eos": True}
@@ -137,7 +129,7 @@ def test_an_older_step_is_exported_on_request(run, tmp_path):
         step1 = checkpointer.restore_params(jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), latest), 1)
     finally:
         checkpointer.close()
-    _assert_bitwise_equal(jax.tree.map(np.asarray, step1), loaded.params)
+    tiny.assert_bitwise_equal(jax.tree.map(np.asarray, step1), loaded.params)
     assert not np.array_equal(loaded.params["decoder"]["final_norm"]["scale"], latest["decoder"]["final_norm"]["scale"])
     assert json.loads((tmp_path / "step1" / "model.json").read_text())["source"]["step"] == 1
 
@@ -213,6 +205,6 @@ def test_sentencepiece_run_exports_its_model_file(shared_data, tmp_path):
     loaded = pretrained.load_pretrained(tmp_path / "out")
     assert (tmp_path / "out" / "spiece.model").read_bytes() == spiece.read_bytes()
     assert loaded.extra_ids == 100 and not loaded.byte_vocabulary
-    _assert_bitwise_equal(jax.tree.map(np.asarray, state.params), loaded.params)
+    tiny.assert_bitwise_equal(jax.tree.map(np.asarray, state.params), loaded.params)
     rebuilt = pretrained.make_vocabulary(loaded)
     assert isinstance(rebuilt, seqio.SentencePieceVocabulary) and rebuilt.vocab_size == vocabulary.vocab_size == 32100
