@@ -3,7 +3,7 @@
 The published recipe mixes five submixtures (flan2021 0.4, t0 0.32, niv2 0.2, cot 0.05, dialog 0.03) and
 prompts each with a share of zero-shot/few-shot and with/without-options templates: flan2021 and t0 a
 quarter each; cot, niv2 and dialog half zero-shot and half few-shot, with options. Caps are rate ceilings
-(a task mixes at min(examples, cap)); dialog's input-inversion tasks mix at 0.3 of that.
+(a task mixes at min(examples, cap)); the input-inversion tasks of cot and dialog mix at 0.3 of that.
 
 `compose` builds such a mixture from submixtures; `register(context)` (a task module's entry: `--task_module
 mixtures.flan2022`) registers the five collections and `flan2022` over them. A submix whose data is not there
@@ -41,6 +41,7 @@ PUBLISHED_SHARES = {
 
 
 _MODULES = {"flan2021": flan2021, "t0": t0, "niv2": natural_instructions, "cot": cot, "dialog": dialog}
+_INVERSION_RATES = {"cot": cot.rate, "dialog": dialog.rate}  # their input-inversion tasks mix at 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +114,7 @@ def register(context: TaskContext, name: str = "flan2022", drop: Sequence[str] =
                 f"flan2022.register(context, drop=({sub!r},)) from a task module of your own (the other "
                 "submixes' weights are renormalized)."
             ) from error
-        rate = dialog.rate(context) if sub == "dialog" else None
+        rate = _INVERSION_RATES[sub](context) if sub in _INVERSION_RATES else None
         shares = PUBLISHED_SHARES[sub]
         submixtures.append(Submixture(sub, infos, PUBLISHED_WEIGHTS[sub], PER_TASK_CAPS[sub], shares, rate))
     return compose(name, submixtures, context)

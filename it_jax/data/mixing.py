@@ -16,6 +16,7 @@ from it_jax.data import tasks as tasks_lib
 RateFn = Callable[[seqio.Task], float]
 
 DEFAULT_CAP = 3000  # FLAN's per-task cap on the examples-proportional rate
+INVERSION_WEIGHT = 0.3  # FLAN 2022 mixes the input-inversion tasks of cot and dialog at 0.3 of their rate
 
 
 def capped_rate(*, cap: int | None = DEFAULT_CAP, temperature: float = 1.0, split: str = "train") -> RateFn:
@@ -23,6 +24,15 @@ def capped_rate(*, cap: int | None = DEFAULT_CAP, temperature: float = 1.0, spli
     return functools.partial(
         seqio.mixing_rate_num_examples, maximum=cap, temperature=temperature, split=split
     )
+
+
+def inversions_weighted(rate: RateFn, *, marker: str = "_inverted", weight: float = INVERSION_WEIGHT) -> RateFn:
+    """`rate`, times `weight` for the tasks whose name contains `marker` (input-inversion tasks)."""
+
+    def weighted(task: seqio.Task) -> float:
+        return rate(task) * (weight if marker in task.name else 1.0)
+
+    return weighted
 
 
 def register_mixture(name: str, task_names: Sequence[str], *, rate: RateFn | float) -> seqio.Mixture:

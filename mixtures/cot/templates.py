@@ -81,6 +81,20 @@ AQUA = (
     ("Pick the right answer to the question below after working it out.\n\n{question}", "{target}"),
 )
 
+# Input inversion (FLAN 2022 trains CoT in both directions): from an answer, or a worked solution, back to a
+# question. Trained on, not evaluated; shared by every dataset.
+INVERSION = (
+    ("Make up a question whose answer is {answer}, and show the reasoning that leads to it.",
+     "Question: {question}\nReasoning: {chain_of_thought}"),
+    ("Here is a worked solution:\n{chain_of_thought}\nWhat question was it solving?", "{question}"),
+    ("{target}\n\nWrite the question this explanation answers.", "{question}"),
+    ("Invent a problem that someone could solve step by step to reach \"{answer}\". Give the problem, then the "
+     "steps.", "{question}\n\n{chain_of_thought}"),
+    ("Reasoning: {chain_of_thought}\nAnswer: {answer}\nWhich question fits this reasoning and answer?", "{question}"),
+    ("The final answer is {answer}. Pose a question that leads there and justify it.",
+     "{question}\nJustification: {chain_of_thought}"),
+)
+
 TEMPLATES = {
     "gsm8k": GSM8K,
     "strategyqa": STRATEGYQA,

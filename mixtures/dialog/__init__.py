@@ -21,7 +21,7 @@ from mixtures.dialog.templates import INVERSION, NEXT_TURN
 PREFIX = "dialog"
 CLUSTER = "dialog"
 CAP = 200_000  # FLAN 2022's per-task cap for the dialog submix.
-INVERSION_RATE = 0.3  # the inversion tasks' rate relative to their next-turn task's
+INVERSION_RATE = mixing.INVERSION_WEIGHT  # the inversion tasks' rate relative to their next-turn task's
 INVERTED_SUFFIX = "_inverted"
 MIXTURE = f"{PREFIX}_all"
 VARIANTS = (fewshot.ZERO_SHOT, fewshot.variant_named("fs_opt"))  # FLAN 2022: half zero-shot, half few-shot
@@ -54,8 +54,7 @@ def _register(name: str, templates, metric_fns, source: dialogs.DialogSource, co
 
 def rate(context: TaskContext) -> RateFn:
     """Examples-proportional up to `CAP`, scaled by `INVERSION_RATE` for the inversion tasks."""
-    base = context.rate(cap=CAP)
-    return lambda task: base(task) * (INVERSION_RATE if INVERTED_SUFFIX in task.name else 1.0)
+    return mixing.inversions_weighted(context.rate(cap=CAP), marker=INVERTED_SUFFIX, weight=INVERSION_RATE)
 
 
 def register(context: TaskContext) -> tuple[tasks.TaskInfo, ...]:

@@ -70,7 +70,20 @@ def test_the_task_flows_through_get_dataset_with_sentencepiece(data_dir):
     assert examples[0]["targets_pretokenized"].decode().endswith("So the answer is 72.")
 
 
-def test_cot_all_mixes_the_seven_tasks(data_dir):
+def test_cot_all_mixes_the_seven_tasks_and_their_inversions_at_0_3(data_dir):
     mixture = seqio.get_mixture_or_task("cot_all")
-    assert {task.name for task in mixture.tasks} == {f"cot_{name}" for name in COUNTS}
+    assert {task.name for task in mixture.tasks} == {f"cot_{name}{kind}" for name in COUNTS for kind in ("", "_inverted")}
     assert mixture.get_rate(seqio.get_mixture_or_task("cot_gsm8k")) == COUNTS["gsm8k"]
+    assert mixture.get_rate(seqio.get_mixture_or_task("cot_gsm8k_inverted")) == pytest.approx(0.3 * COUNTS["gsm8k"])
+
+
+@pytest.mark.parametrize("name", COUNTS)
+def test_inversion_templates_lead_from_the_answer_back_to_the_question(name, data_dir):
+    info = tasks.task_info(f"cot_{name}_inverted")
+    assert len(info.templates) == 6 and not info.is_classification
+    for j, example in enumerate(itertools.islice(info.source.examples("train"), 5)):
+        fields = info.fields(example, j)
+        for template in info.templates:
+            rendered = template.render(fields)
+            assert fields["question"] in rendered["targets"], template.name
+            assert fields["question"] not in rendered["inputs"], template.name
