@@ -10,8 +10,9 @@ its local JSONL mirrors when the run has a data directory (`run_config.data_dir`
 
 from __future__ import annotations
 
-from it_jax.data import fewshot, mixing, sources, tasks
+from it_jax.data import mixing, tasks
 from it_jax.data.context import TaskContext
+from mixtures.registration import register_spec
 from mixtures.flan2021 import (
     closed_book_qa,
     commonsense,
@@ -50,27 +51,9 @@ HELDOUT_MIXTURES: dict[str, str] = {cluster: f"{PREFIX}_heldout_{cluster}" for c
 EVAL_MIXTURES: dict[str, str] = {cluster: f"{PREFIX}_eval_{cluster}" for cluster in CLUSTERS}
 
 
-def _register(spec: DatasetSpec, context: TaskContext) -> tasks.TaskInfo:
-    tfds_splits = tuple(dict.fromkeys(spec.splits.values()))
-    source = sources.RenamedSplits(context.tfds(spec.tfds_name, splits=tfds_splits), spec.splits)
-    return tasks.register_task(
-        f"{PREFIX}_{spec.name}",
-        source=source,
-        templates=spec.templates,
-        inverted_templates=spec.inverted_templates,
-        cluster=spec.cluster,
-        preprocessor=spec.preprocessor,
-        options=spec.options,
-        metrics=spec.metrics,
-        max_train_examples=TRAIN_EXAMPLES,
-        variants=fewshot.VARIANTS,
-        context=context,
-    )
-
-
 def register(context: TaskContext) -> tuple[tasks.TaskInfo, ...]:
     """Registers the collection's tasks and mixtures with the run's settings; returns the tasks."""
-    infos = tuple(_register(spec, context) for spec in SPECS)
+    infos = tuple(register_spec(spec, PREFIX, context, max_train_examples=TRAIN_EXAMPLES) for spec in SPECS)
     mixing.register_heldout_mixtures(PREFIX, infos, rate=context.rate(), overlaps=OVERLAPS)
     for cluster, name in EVAL_MIXTURES.items():
         members = [info for info in infos if info.cluster == cluster]

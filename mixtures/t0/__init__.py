@@ -11,8 +11,9 @@ directory (`run_config.data_dir`, `--data_dir`).
 
 from __future__ import annotations
 
-from it_jax.data import fewshot, mixing, sources, tasks
+from it_jax.data import mixing, tasks
 from it_jax.data.context import TaskContext
+from mixtures.registration import register_spec
 from mixtures.t0 import classification, closed_book_qa, extractive_qa, generation, multiple_choice_qa, science_qa
 from mixtures.t0.spec import CLUSTERS, T0Spec
 
@@ -32,25 +33,8 @@ SPECS: tuple[T0Spec, ...] = (
 __all__ = ["CAP", "CLUSTERS", "MIXTURE", "PREFIX", "SPECS", "register"]
 
 
-def _register(spec: T0Spec, context: TaskContext) -> tasks.TaskInfo:
-    hf_splits = tuple(dict.fromkeys(spec.splits.values()))
-    source = sources.RenamedSplits(context.tfds(spec.tfds_name, splits=hf_splits), spec.splits)
-    return tasks.register_task(
-        f"{PREFIX}_{spec.name}",
-        source=source,
-        templates=spec.templates,
-        inverted_templates=spec.inverted_templates,
-        cluster=spec.cluster,
-        preprocessor=spec.preprocessor,
-        options=spec.options,
-        metrics=spec.metrics,
-        variants=fewshot.VARIANTS,
-        context=context,
-    )
-
-
 def register(context: TaskContext) -> tuple[tasks.TaskInfo, ...]:
     """Registers the submix's tasks and `t0_all` (rates capped at `CAP`) with the run's settings; returns the tasks."""
-    infos = tuple(_register(spec, context) for spec in SPECS)
+    infos = tuple(register_spec(spec, PREFIX, context) for spec in SPECS)
     mixing.register_mixture(MIXTURE, [info.name for info in infos], rate=context.rate(cap=CAP))
     return infos
