@@ -29,7 +29,12 @@ from gin import config_parser
 SCHEME = "it_jax-gin:"
 # (configurable, parameter) pairs whose values are input paths, resolved against the binding gin file.
 PATH_BINDINGS = frozenset(
-    {("make_vocabulary", "sentencepiece_model"), ("run_config", "data_dir"), ("train_run", "init_from")}
+    {
+        ("make_vocabulary", "sentencepiece_model"),
+        ("make_vocabulary", "tokenizer_dir"),
+        ("run_config", "data_dir"),
+        ("train_run", "init_from"),
+    }
 )
 GIN_DIR = pathlib.Path(__file__).resolve().parent / "gin"  # shipped with the package: it_jax/gin/
 

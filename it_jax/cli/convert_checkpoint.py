@@ -70,6 +70,11 @@ def default_extra_ids(config: registry.ModelConfig, vocabulary_path: str | None)
     return T5_EXTRA_IDS if pieces + T5_EXTRA_IDS <= config.vocab_size else 0
 
 
+def hf_tokenizer_present(directory: str) -> bool:
+    """Whether a Hugging Face directory holds a `tokenizer.json`."""
+    return (pathlib.Path(directory) / "tokenizer.json").is_file()
+
+
 def import_checkpoint(args: argparse.Namespace) -> str:
     """--from_hf / --from_t5x: writes a pretrained directory; returns the summary."""
     if args.from_hf:
@@ -89,10 +94,14 @@ def import_checkpoint(args: argparse.Namespace) -> str:
                 f"error: {vocab} has {pieces} pieces; with {extra_ids} extra ids that exceeds the model's "
                 f"vocabulary of {config.vocab_size}; pass a smaller --extra_ids or the right --vocab"
             )
+    # A Hugging Face tokenizer.json (Llama 3, Qwen) is kept when there is no SentencePiece model.
+    tokenizer_dir = args.from_hf if args.from_hf and vocab is None and hf_tokenizer_present(args.from_hf) else None
     out = pretrained.save_pretrained(
-        args.out, config=config, params=params, vocabulary_path=vocab, extra_ids=extra_ids, layout=layout
+        args.out, config=config, params=params, vocabulary_path=vocab, extra_ids=extra_ids, layout=layout,
+        tokenizer_dir=tokenizer_dir,
     )
     vocabulary = f"{pathlib.Path(vocab).name} + {extra_ids} extra ids" if vocab else "none recorded (pass --vocab)"
+    vocabulary = "tokenizer.json (Hugging Face)" if tokenizer_dir else vocabulary
     return (
         f"family: {registry.family(config)}\nparameters: {tree.num_params(params):,}\n"
         f"vocabulary: {vocabulary}\nwritten: {out}"

@@ -1,7 +1,8 @@
 """Hugging Face checkpoints (`config.json` + safetensors) to and from it_jax configs and parameters.
 
 Supported model types: "t5" (T5 v1.1 / Flan-T5 with an untied head, and the original T5 with its tied,
-rescaled head), "llama" and "qwen2" (decoder-only; Qwen2 adds q/k/v biases). Tensors are read and written
+rescaled head), "llama" (with Llama 3.x rope scaling), "qwen2" and "qwen3" (decoder-only; Qwen2 adds q/k/v
+biases, Qwen3 per-head q/k RMSNorms; their config.json mapping is in `hf_configs`). Tensors are read and written
 with `safetensors.numpy`, so no torch is needed.
 
 Every tensor maps to one parameter. torch `Linear` weights are [out, in]; it_jax kernels are [in, out]
@@ -10,7 +11,7 @@ so a weight is transposed and reshaped, which is exact in both directions.
 
 Exported tensors are the set transformers' own `save_pretrained` writes: T5 stores `shared.weight` (no
 `encoder.embed_tokens`/`decoder.embed_tokens` copies), `lm_head.weight` only when the head is untied, and
-the relative attention bias in block 0 of each stack; Llama and Qwen2 store `lm_head.weight` only when
+the relative attention bias in block 0 of each stack; Llama and Qwen store `lm_head.weight` only when
 `tie_word_embeddings` is false. (transformers 5 creates T5 v1.1 models with an unscaled head tied to the
 embedding; such a head imports as an untied copy and exports as `lm_head.weight`.)
 """
@@ -31,7 +32,7 @@ import sentencepiece
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from it_jax.convert import pretrained, tree
+from it_jax.convert import hf_configs, pretrained, tree
 from it_jax.data import layout
 from it_jax.models import decoder, registry, t5
 
@@ -42,7 +43,7 @@ SAFETENSORS_INDEX_FILE = "model.safetensors.index.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 # SentencePiece files by model family, in the names transformers' tokenizers look for.
 VOCABULARY_FILES = {"t5": "spiece.model", "decoder": "tokenizer.model"}
-SUPPORTED_MODEL_TYPES = ("t5", "llama", "qwen2")
+SUPPORTED_MODEL_TYPES = ("t5", *hf_configs.DECODER_MODEL_TYPES)
 DEFAULT_MAX_SHARD_BYTES = 5 * 2**30
 
 # HF T5 feed_forward_proj <-> it_jax MLP activations. HF's "gated-gelu" is the tanh approximation, as is
@@ -153,6 +154,9 @@ def _decoder_rules(config: decoder.DecoderConfig) -> list[_Rule]:
         rules += _attention_rules(
             f"{hf}.self_attn", path + ("attention",), ("q_proj", "k_proj", "v_proj", "o_proj"), bias=config.qkv_bias
         )
+        if config.qk_norm:
+            for hf_name, it_name in (("q_norm", "query_norm"), ("k_norm", "key_norm")):
+                rules.append(_Rule(f"{hf}.self_attn.{hf_name}.weight", path + ("attention", it_name, "scale")))
         rules.append(_Rule(f"{hf}.post_attention_layernorm.weight", path + ("pre_mlp_norm", "scale")))
         for hf_name, it_name in (("gate_proj", "wi_0"), ("up_proj", "wi_1"), ("down_proj", "wo")):
             rules.append(_linear(f"{hf}.mlp.{hf_name}.weight", path + ("mlp", it_name, "kernel")))
@@ -166,25 +170,21 @@ def _rules(config: registry.ModelConfig) -> list[_Rule]:
     return _t5_rules(config) if isinstance(config, t5.T5Config) else _decoder_rules(config)
 
 
-def _unsupported(where: Any, message: str) -> ValueError:
-    return ValueError(f"{where}: {message}; this converter cannot represent it in it_jax")
-
-
 def _t5_config_from_hf(
     hf: Mapping[str, Any], tensors: Mapping[str, np.ndarray], *, where: pathlib.Path
 ) -> t5.T5Config:
     proj = hf.get("feed_forward_proj", "relu")
     if proj not in _T5_FEED_FORWARD:
-        raise _unsupported(where, f"feed_forward_proj {proj!r} (supported: {sorted(_T5_FEED_FORWARD)})")
+        raise hf_configs.unsupported(where, f"feed_forward_proj {proj!r} (supported: {sorted(_T5_FEED_FORWARD)})")
     if not math.isclose(hf.get("layer_norm_epsilon", 1e-6), 1e-6):
-        raise _unsupported(where, f"layer_norm_epsilon {hf['layer_norm_epsilon']} (it_jax's T5 uses 1e-6)")
+        raise hf_configs.unsupported(where, f"layer_norm_epsilon {hf['layer_norm_epsilon']} (it_jax's T5 uses 1e-6)")
     # As transformers does: configs written by transformers 5 say `scale_decoder_outputs`; older ones
     # rescale exactly when `tie_word_embeddings` is not false.
     scaled = hf.get("scale_decoder_outputs", hf.get("tie_word_embeddings", True) is not False)
     head = tensors.get("lm_head.weight")
     untied = head is not None and not np.array_equal(head, tensors.get("shared.weight"))
     if scaled and untied:
-        raise _unsupported(where, "an untied lm_head.weight with rescaled decoder outputs")
+        raise hf_configs.unsupported(where, "an untied lm_head.weight with rescaled decoder outputs")
     return t5.T5Config(
         vocab_size=hf["vocab_size"],
         d_model=hf["d_model"],
@@ -198,40 +198,6 @@ def _t5_config_from_hf(
         relative_attention_max_distance=hf.get("relative_attention_max_distance", 128),
         mlp_activations=_T5_FEED_FORWARD[proj],
         logits_via_embedding=scaled,
-    )
-
-
-def _decoder_config_from_hf(hf: Mapping[str, Any], *, where: pathlib.Path) -> decoder.DecoderConfig:
-    model_type = hf["model_type"]
-    if hf.get("hidden_act", "silu") != "silu":
-        raise _unsupported(where, f"hidden_act {hf['hidden_act']!r} (only silu)")
-    rope = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
-    if any(isinstance(v, Mapping) for v in rope.values()):
-        raise _unsupported(where, "rope parameters per layer type")
-    rope_type = rope.get("rope_type", rope.get("type", "default"))
-    if rope_type != "default":
-        raise _unsupported(where, f"rope type {rope_type!r} (only the default, unscaled rope)")
-    if rope.get("partial_rotary_factor", 1.0) != 1.0:
-        raise _unsupported(where, f"partial_rotary_factor {rope['partial_rotary_factor']}")
-    if model_type == "llama" and (hf.get("attention_bias") or hf.get("mlp_bias")):
-        raise _unsupported(where, "Llama attention_bias/mlp_bias (biases on all projections)")
-    if model_type == "qwen2" and (
-        hf.get("use_sliding_window") or any(t != "full_attention" for t in hf.get("layer_types") or [])
-    ):
-        raise _unsupported(where, "sliding-window attention")
-    num_heads = hf["num_attention_heads"]
-    return decoder.DecoderConfig(
-        vocab_size=hf["vocab_size"],
-        d_model=hf["hidden_size"],
-        d_ff=hf["intermediate_size"],
-        num_layers=hf["num_hidden_layers"],
-        num_heads=num_heads,
-        num_kv_heads=hf.get("num_key_value_heads") or num_heads,
-        head_dim=hf.get("head_dim") or hf["hidden_size"] // num_heads,
-        rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))),
-        norm_eps=hf.get("rms_norm_eps", 1e-6),
-        qkv_bias=model_type == "qwen2",
-        tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
     )
 
 
@@ -263,41 +229,9 @@ def _t5_config_to_hf(config: t5.T5Config) -> dict[str, Any]:
     }
 
 
-def _decoder_config_to_hf(config: decoder.DecoderConfig) -> dict[str, Any]:
-    if config.mlp_activations != ("silu", "linear"):
-        raise ValueError(f"decoder mlp_activations {config.mlp_activations}: Llama/Qwen2 need ('silu', 'linear')")
-    if config.prefix_lm:
-        raise ValueError(
-            "prefix_lm models attend bidirectionally over their inputs, which Llama/Qwen2 in transformers cannot "
-            "express; export a causal (prefix_lm=False) model"
-        )
-    model_type = "qwen2" if config.qkv_bias else "llama"
-    hf = {
-        "architectures": ["Qwen2ForCausalLM" if config.qkv_bias else "LlamaForCausalLM"],
-        "model_type": model_type,
-        "vocab_size": config.vocab_size,
-        "hidden_size": config.d_model,
-        "intermediate_size": config.d_ff,
-        "num_hidden_layers": config.num_layers,
-        "num_attention_heads": config.num_heads,
-        "num_key_value_heads": config.num_kv_heads,
-        "head_dim": config.head_dim,
-        "hidden_act": "silu",
-        "rms_norm_eps": config.norm_eps,
-        "rope_parameters": {"rope_type": "default", "rope_theta": config.rope_theta},
-        "tie_word_embeddings": config.tie_embeddings,
-        "dtype": config.param_dtype,
-    }
-    if model_type == "llama":
-        hf.update(attention_bias=False, mlp_bias=False)
-    else:
-        hf.update(use_sliding_window=False)
-    return hf
-
-
 def config_to_hf(config: registry.ModelConfig) -> dict[str, Any]:
-    """The transformers `config.json` fields of an it_jax config (T5, or Llama/Qwen2 for decoders)."""
-    return _t5_config_to_hf(config) if isinstance(config, t5.T5Config) else _decoder_config_to_hf(config)
+    """The transformers `config.json` fields of an it_jax config (T5, or Llama/Qwen2/Qwen3 for decoders)."""
+    return _t5_config_to_hf(config) if isinstance(config, t5.T5Config) else hf_configs.decoder_config_to_hf(config)
 
 
 def read_config(hf_dir: str | pathlib.Path) -> dict[str, Any]:
@@ -352,7 +286,7 @@ def _ignored_tensors(
     for name in copies:
         if name in tensors:
             if shared in tensors and not np.array_equal(tensors[name], tensors[shared]):
-                raise _unsupported(where, f"{name} differs from {shared} although the config ties them")
+                raise hf_configs.unsupported(where, f"{name} differs from {shared} although the config ties them")
             ignored.add(name)
     return ignored
 
@@ -360,7 +294,7 @@ def _ignored_tensors(
 def from_hf(
     hf_dir: str | pathlib.Path, *, param_dtype: str | None = None, scan_layers: bool = False
 ) -> tuple[registry.ModelConfig, tree.Params]:
-    """Reads a Hugging Face T5 / Llama / Qwen2 directory into an it_jax config and parameters (numpy).
+    """Reads a Hugging Face T5 / Llama / Qwen2 / Qwen3 directory into an it_jax config and parameters (numpy).
 
     Args:
       hf_dir: directory with `config.json` and `model.safetensors` (or sharded safetensors with an index).
@@ -380,7 +314,7 @@ def from_hf(
             # An unscaled head tied to the embedding (transformers 5 creates T5 v1.1 models so).
             tensors = {**tensors, "lm_head.weight": tensors["shared.weight"]}
     else:
-        config = _decoder_config_from_hf(hf, where=where)
+        config = hf_configs.decoder_config_from_hf(hf, where=where)
     rules = _rules(config)
     missing = [r.hf for r in rules if r.hf not in tensors]
     unexpected = sorted(set(tensors) - {r.hf for r in rules} - _ignored_tensors(config, tensors, where))
@@ -446,7 +380,7 @@ def to_hf(
     """Writes a directory transformers' `from_pretrained` loads: config.json, safetensors (, tokenizer file).
 
     T5 configs become `T5ForConditionalGeneration`; decoder configs `LlamaForCausalLM`, or
-    `Qwen2ForCausalLM` when they have q/k/v biases. `vocabulary_path` (a SentencePiece model) is copied as
+    `Qwen2ForCausalLM` when they have q/k/v biases, `Qwen3ForCausalLM` when they have q/k norms. `vocabulary_path` (a SentencePiece model) is copied as
     `spiece.model` (T5) or `tokenizer.model` (decoders); `byte_vocabulary_extra_ids` (a byte vocabulary's
     extra ids) writes a `ByT5Tokenizer` config instead. `out_dir` must be new or empty.
     """

@@ -2,17 +2,20 @@
 
 Layout:
   model.json   {"format": "it_jax.pretrained", "version": 1, "model_config": {...},
-                "vocabulary": {"type": "sentencepiece" | "byte", "file": "spiece.model" or null, "extra_ids": N},
+                "vocabulary": {"type": "sentencepiece" | "byte" | "hf_tokenizer",
+                               "file": "spiece.model" / "tokenizer.json" or null, "extra_ids": N},
                 "layout": {"architecture": ..., "start_id": ..., "inputs_eos": ...} (optional),
                 "task_feature_lengths": {"inputs": N, "targets": N} (optional: a training run's),
                 "source": {"run": "/abs/run_dir", "step": N} (optional: the run it was exported from)}
   params/      the parameters (a pure dict) as an Orbax checkpoint
-  <vocabulary> a copy of the SentencePiece model, when there is one
+  <vocabulary> a copy of the SentencePiece model, when there is one, or of a Hugging Face tokenizer's files
+               (`HF_TOKENIZER_FILES` that it has, `tokenizer.json` required)
 
 The model config is `registry.config_to_dict`'s; the layout is `it_jax.data.layout.PromptLayout.to_dict`'s
 (how prompts are built: absent, the default layout of the architecture and vocabulary). The vocabulary is
 `seqio.SentencePieceVocabulary(file, extra_ids)` (T5 and Flan-T5: the 32,000-piece T5 model with 100 extra
-ids), or `seqio.ByteVocabulary(extra_ids)` for type "byte" (no file). Without "type" (directories written
+ids), or `seqio.ByteVocabulary(extra_ids)` for type "byte" (no file), or for type "hf_tokenizer"
+`it_jax.data.hf_vocab.HFTokenizerVocabulary(directory)` (no extra ids). Without "type" (directories written
 before byte vocabularies could be recorded) it is a SentencePiece model when "file" is set, else none.
 """
 
@@ -39,7 +42,10 @@ FORMAT = "it_jax.pretrained"
 VERSION = 1
 MODEL_FILE = "model.json"
 PARAMS_DIR = "params"
-VOCABULARY_TYPES = ("sentencepiece", "byte", None)
+VOCABULARY_TYPES = ("sentencepiece", "byte", "hf_tokenizer", None)
+# A Hugging Face tokenizer's files (those of `it_jax.data.hf_vocab`, which this module does not import: it
+# loads TensorFlow), copied when present; the first is required.
+HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +61,7 @@ class Pretrained:
       byte_vocabulary: the vocabulary is `seqio.ByteVocabulary(extra_ids)`.
       task_feature_lengths: the feature lengths of the run it was exported from, or None.
       source: {"run": directory, "step": step} of that run, or None.
+      tokenizer_dir: the directory itself when it holds a Hugging Face tokenizer (type "hf_tokenizer"), or None.
     """
 
     config: registry.ModelConfig
@@ -65,6 +72,7 @@ class Pretrained:
     byte_vocabulary: bool = False
     task_feature_lengths: dict[str, int] | None = None
     source: dict[str, Any] | None = None
+    tokenizer_dir: str | None = None
 
 
 def save_pretrained(
@@ -78,15 +86,18 @@ def save_pretrained(
     byte_vocabulary: bool = False,
     task_feature_lengths: Mapping[str, int] | None = None,
     source: Mapping[str, Any] | None = None,
+    tokenizer_dir: str | pathlib.Path | None = None,
 ) -> pathlib.Path:
     """Writes `config`, `params` and a copy of the SentencePiece file into a new (or empty) `directory`.
 
     The parameters must match the config exactly (names, shapes, dtypes). `byte_vocabulary` records
     `seqio.ByteVocabulary(extra_ids)` instead of a SentencePiece file; `task_feature_lengths` and `source`
-    (see the module docstring) are recorded when given. Returns the directory.
+    (see the module docstring) are recorded when given. `tokenizer_dir` (a Hugging Face tokenizer directory,
+    e.g. the one converted from) records its tokenizer files instead. Returns the directory.
     """
     if byte_vocabulary and vocabulary_path is not None:
         raise ValueError(f"a byte vocabulary has no file, but vocabulary_path {vocabulary_path} was given")
+    _check_tokenizer_dir(tokenizer_dir, vocabulary_path is not None or byte_vocabulary, extra_ids)
     tree.check_params(config, params, source="save_pretrained parameters")
     if vocabulary_path is not None and not pathlib.Path(vocabulary_path).is_file():
         raise FileNotFoundError(f"vocabulary file {vocabulary_path} not found")
@@ -99,6 +110,11 @@ def save_pretrained(
     if vocabulary_path is not None:
         vocabulary_file = pathlib.Path(vocabulary_path).name
         shutil.copyfile(vocabulary_path, directory / vocabulary_file)
+    if tokenizer_dir is not None:
+        vocabulary_file = HF_TOKENIZER_FILES[0]
+        for name in HF_TOKENIZER_FILES:
+            if (pathlib.Path(tokenizer_dir) / name).is_file():
+                shutil.copyfile(pathlib.Path(tokenizer_dir) / name, directory / name)
     checkpointer = ocp.StandardCheckpointer()
     try:
         checkpointer.save(directory / PARAMS_DIR, dict(params))
@@ -109,8 +125,8 @@ def save_pretrained(
         "format": FORMAT,
         "version": VERSION,
         "model_config": registry.config_to_dict(config),
-        "vocabulary": {"type": _vocabulary_type(vocabulary_file, byte_vocabulary), "file": vocabulary_file,
-                       "extra_ids": extra_ids},
+        "vocabulary": {"type": _vocabulary_type(vocabulary_file, byte_vocabulary, tokenizer_dir is not None),
+                       "file": vocabulary_file, "extra_ids": extra_ids},
     }
     optional = {"layout": layout, "task_feature_lengths": task_feature_lengths, "source": source}
     metadata.update({key: dict(value) for key, value in optional.items() if value is not None})
@@ -119,9 +135,21 @@ def save_pretrained(
     return directory
 
 
-def _vocabulary_type(vocabulary_file: str | None, byte_vocabulary: bool) -> str | None:
+def _check_tokenizer_dir(tokenizer_dir: str | pathlib.Path | None, other_vocabulary: bool, extra_ids: int) -> None:
+    if tokenizer_dir is None:
+        return
+    if other_vocabulary or extra_ids:
+        raise ValueError("a Hugging Face tokenizer_dir is the whole vocabulary: give no vocabulary_path, "
+                         "byte_vocabulary or extra_ids with it")
+    if not (pathlib.Path(tokenizer_dir) / HF_TOKENIZER_FILES[0]).is_file():
+        raise FileNotFoundError(f"{pathlib.Path(tokenizer_dir) / HF_TOKENIZER_FILES[0]} not found")
+
+
+def _vocabulary_type(vocabulary_file: str | None, byte_vocabulary: bool, hf_tokenizer: bool) -> str | None:
     if byte_vocabulary:
         return "byte"
+    if hf_tokenizer:
+        return "hf_tokenizer"
     return "sentencepiece" if vocabulary_file else None
 
 
@@ -161,6 +189,8 @@ def read_metadata(directory: str | pathlib.Path) -> dict[str, Any]:
     if (kind == "byte" and file) or (kind == "sentencepiece" and not file):
         raise ValueError(f"{path}: vocabulary type {kind!r} with file {file!r}: a byte vocabulary has no file, "
                          "a SentencePiece one needs its file")
+    if kind == "hf_tokenizer" and file != HF_TOKENIZER_FILES[0]:
+        raise ValueError(f"{path}: vocabulary type 'hf_tokenizer' needs file {HF_TOKENIZER_FILES[0]!r}, got {file!r}")
     return metadata
 
 
@@ -228,6 +258,9 @@ def load_pretrained(directory: str | pathlib.Path, *, shardings: Mapping[str | i
         vocabulary_path = str(directory / vocabulary["file"])
         if not pathlib.Path(vocabulary_path).is_file():
             raise FileNotFoundError(f"{vocabulary_path}, named in {directory / MODEL_FILE}, is missing")
+    hf_tokenizer = vocabulary.get("type") == "hf_tokenizer"
+    if hf_tokenizer:
+        vocabulary_path = None  # not a SentencePiece model: `tokenizer_dir` names it
     expected = tree.expected_params(config)
     checkpointer = ocp.StandardCheckpointer()
     try:
@@ -244,14 +277,21 @@ def load_pretrained(directory: str | pathlib.Path, *, shardings: Mapping[str | i
         byte_vocabulary=vocabulary.get("type") == "byte",
         task_feature_lengths=metadata.get("task_feature_lengths"),
         source=metadata.get("source"),
+        tokenizer_dir=str(directory) if hf_tokenizer else None,
     )
 
 
 def make_vocabulary(pretrained: Pretrained, override_path: str | None = None) -> seqio.Vocabulary | None:
-    """The pretrained model's vocabulary: its SentencePiece model (or `override_path`'s, same extra ids) or
-    `seqio.ByteVocabulary`; None if none is recorded."""
+    """The pretrained model's vocabulary: its SentencePiece model (or `override_path`'s, same extra ids),
+    `seqio.ByteVocabulary` or its Hugging Face tokenizer; None if none is recorded. An `override_path` that is
+    a directory is read as a Hugging Face tokenizer directory."""
     import seqio  # Imported here: it loads TensorFlow, which converting checkpoints does not need.
 
+    tokenizer_dir = override_path if override_path and pathlib.Path(override_path).is_dir() else None
+    if tokenizer_dir or (override_path is None and pretrained.tokenizer_dir):
+        from it_jax.data import hf_vocab
+
+        return hf_vocab.HFTokenizerVocabulary(tokenizer_dir or pretrained.tokenizer_dir)
     path = override_path or pretrained.vocabulary_path
     if path is None:
         return seqio.ByteVocabulary(extra_ids=pretrained.extra_ids) if pretrained.byte_vocabulary else None

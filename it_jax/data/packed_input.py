@@ -56,6 +56,9 @@ def encode_texts(vocabulary: seqio.Vocabulary, texts: Sequence[str]) -> list[np.
         return np.split(flat, np.cumsum(lengths)[:-1]) if texts else []
     if isinstance(vocabulary, seqio.SentencePieceVocabulary):
         return [np.asarray(ids, np.int32) for ids in vocabulary.tokenizer.EncodeAsIds(list(texts))]
+    if hasattr(vocabulary, "tokenizer_dir"):  # an hf_vocab.HFTokenizerVocabulary: a Rust batch encode
+        encodings = vocabulary.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [np.asarray(e.ids, np.int32) for e in encodings]
     return [np.asarray(vocabulary.encode(t), np.int32) for t in texts]
 
 

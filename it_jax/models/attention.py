@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.typing import DTypeLike
 
-from it_jax.models.layers import DenseGeneral
+from it_jax.models.layers import DenseGeneral, RMSNorm
 from it_jax.sharding import constrain
 
 KVCache = dict[str, jax.Array]
@@ -29,17 +29,47 @@ HEAD_AXES = ("activation_batch", "activation_length", "activation_heads", "activ
 ATTENTION_IMPLEMENTATIONS = (None, "xla", "cudnn")
 
 
-def apply_rope(x: jax.Array, positions: jax.Array, *, theta: float) -> jax.Array:
+# Llama 3.x frequency scaling ("llama3" rope type): its parameters, by name.
+LLAMA3_SCALING_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+
+RopeScaling = tuple[tuple[str, float | int | str], ...]
+
+
+def rope_frequencies(head_dim: int, theta: float, scaling: RopeScaling | None = None) -> jax.Array:
+    """Float32 inverse frequencies [head_dim / 2]: `theta**(-2i / head_dim)`, then `scaling`'s rescaling.
+
+    Llama 3 scaling ({"rope_type": "llama3", factor, low_freq_factor, high_freq_factor,
+    original_max_position_embeddings} as (name, value) pairs) keeps the short wavelengths (below
+    original / high_freq_factor), divides the frequencies of long ones (above original / low_freq_factor)
+    by `factor`, and interpolates linearly in `original / wavelength` between the two.
+    """
+    inv_freq = theta ** (-jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)
+    if scaling is None:
+        return inv_freq
+    params = dict(scaling)
+    if params.get("rope_type") != "llama3":
+        raise ValueError(f"rope scaling {params.get('rope_type')!r} unknown (only 'llama3')")
+    factor, low, high, original = (float(params[k]) for k in LLAMA3_SCALING_KEYS)
+    wavelength = 2 * jnp.pi / inv_freq
+    smooth = (original / wavelength - low) / (high - low)
+    interpolated = (1 - smooth) * inv_freq / factor + smooth * inv_freq
+    scaled = jnp.where(wavelength > original / low, inv_freq / factor, interpolated)
+    return jnp.where(wavelength < original / high, inv_freq, scaled)
+
+
+def apply_rope(
+    x: jax.Array, positions: jax.Array, *, theta: float, scaling: RopeScaling | None = None
+) -> jax.Array:
     """Rotary position embedding of `x` [B, L, heads, head_dim] at integer `positions` [B, L].
 
     Pairs dimension i with i + head_dim/2 ("rotate half", as Llama and Qwen checkpoints expect), rotating
-    pair i by `position * theta**(-2i / head_dim)`. Angles are computed in float32.
+    pair i by `position * rope_frequencies(...)[i]` (`theta**(-2i / head_dim)` unless `scaling` rescales
+    it). Angles are computed in float32.
     """
     head_dim = x.shape[-1]
     if head_dim % 2:
         raise ValueError(f"rotary embeddings need an even head dimension, got {head_dim}")
-    inv_freq = theta ** (-jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)
-    angles = positions.astype(jnp.float32)[..., None] * inv_freq
+    angles = positions.astype(jnp.float32)[..., None] * rope_frequencies(head_dim, theta, scaling)
     cos = jnp.cos(angles)[:, :, None, :]
     sin = jnp.sin(angles)[:, :, None, :]
     first, second = jnp.split(x.astype(jnp.float32), 2, axis=-1)
@@ -57,6 +87,9 @@ class MultiHeadAttention(nnx.Module):
       scale: logit scale; None means head_dim**-0.5. T5 uses 1.0 and folds the scaling into the query's
         initialization: its std is `(d_model * head_dim)**-0.5 / scale`.
       rope_theta: rotary embeddings with this base on queries and keys (None: no rotary embeddings).
+      rope_scaling: rescaling of the rotary frequencies (see `rope_frequencies`); None: none.
+      qk_norm_eps: with a value, per-head RMSNorms (`query_norm`, `key_norm`, over head_dim, this epsilon) on
+        the projected queries and keys, before the rotary embeddings (Qwen3).
       implementation: passed to `jax.nn.dot_product_attention` (None, "xla" or "cudnn").
     """
 
@@ -70,6 +103,8 @@ class MultiHeadAttention(nnx.Module):
         use_bias: bool = False,
         scale: float | None = None,
         rope_theta: float | None = None,
+        rope_scaling: RopeScaling | None = None,
+        qk_norm_eps: float | None = None,
         implementation: str | None = "xla",
         dtype: DTypeLike = jnp.float32,
         param_dtype: DTypeLike = jnp.float32,
@@ -82,6 +117,7 @@ class MultiHeadAttention(nnx.Module):
             raise ValueError(f"attention implementation must be one of {ATTENTION_IMPLEMENTATIONS}, got {implementation!r}")
         self.scale = head_dim**-0.5 if scale is None else scale
         self.rope_theta = rope_theta
+        self.rope_scaling = rope_scaling
         self.implementation = implementation
         normal = jax.nn.initializers.normal
         dense = dict(use_bias=use_bias, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
@@ -101,21 +137,28 @@ class MultiHeadAttention(nnx.Module):
             param_dtype=param_dtype,
             rngs=rngs,
         )
+        if qk_norm_eps is not None:
+            norm = dict(eps=qk_norm_eps, axes=("kv",), dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+            self.query_norm = RMSNorm(head_dim, **norm)
+            self.key_norm = RMSNorm(head_dim, **norm)
+        self.qk_norm = qk_norm_eps is not None
 
     def _rotate(self, x: jax.Array, positions: jax.Array | None) -> jax.Array:
         if self.rope_theta is None:
             return x
         if positions is None:
             raise ValueError("rotary attention needs the token positions")
-        return apply_rope(x, positions, theta=self.rope_theta)
+        return apply_rope(x, positions, theta=self.rope_theta, scaling=self.rope_scaling)
 
     def project_query(self, x: jax.Array, positions: jax.Array | None = None) -> jax.Array:
-        """Queries [B, L, heads, head_dim] (rotated when rotary)."""
-        return constrain(self._rotate(self.query(x), positions), HEAD_AXES)
+        """Queries [B, L, heads, head_dim] (normalized with q/k norms, rotated when rotary)."""
+        query = self.query_norm(self.query(x)) if self.qk_norm else self.query(x)
+        return constrain(self._rotate(query, positions), HEAD_AXES)
 
     def project_kv(self, x: jax.Array, positions: jax.Array | None = None) -> KVCache:
         """Keys (rotated when rotary) and values [B, L, kv_heads, head_dim] of `x`, as a cache dict."""
-        key = constrain(self._rotate(self.key(x), positions), HEAD_AXES)
+        key = self.key_norm(self.key(x)) if self.qk_norm else self.key(x)
+        key = constrain(self._rotate(key, positions), HEAD_AXES)
         return {"key": key, "value": constrain(self.value(x), HEAD_AXES)}
 
     def attend(

@@ -1,7 +1,8 @@
-"""Decoder-only transformers in the Llama style (and Qwen2's variant), with a prefix-LM mode and a KV cache.
+"""Decoder-only transformers in the Llama style (and Qwen2/3's variants), with a prefix-LM mode and a KV cache.
 
-Pre-norm residual layers: RMSNorm, grouped-query self-attention with rotary position embeddings, and a
-SwiGLU feed-forward block; optional q/k/v biases (Qwen2) and a head tied to the embedding. In prefix-LM
+Pre-norm residual layers: RMSNorm, grouped-query self-attention with rotary position embeddings (optionally
+Llama 3's rescaled frequencies), and a SwiGLU feed-forward block; optional q/k/v biases (Qwen2), per-head
+query/key RMSNorms (Qwen3) and a head tied to the embedding. In prefix-LM
 mode the input (prefix) positions attend to each other bidirectionally, targets causally.
 
 Parameter names (stable, for checkpoint conversion; `scan_layers` stacks `layers.{i}` into one layer with
@@ -9,13 +10,14 @@ a leading `layers` axis):
   token_embedder.embedding, final_norm.scale, logits_dense.kernel (untied only)
   layers.{i}.{pre_attention_norm, pre_mlp_norm}.scale
   layers.{i}.attention.{query, key, value}.{kernel, bias (qkv_bias only)}, layers.{i}.attention.out.kernel
+  layers.{i}.attention.{query_norm, key_norm}.scale (qk_norm only)
   layers.{i}.mlp.{wi_0 (gate), wi_1 (up), wo (down)}.kernel
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -29,10 +31,13 @@ from it_jax.sharding import constrain
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DecoderConfig:
-    """Hyperparameters of a decoder-only model (Llama: the defaults; Qwen2: `qkv_bias=True`).
+    """Hyperparameters of a decoder-only model (Llama: the defaults; Qwen2: `qkv_bias=True`; Qwen3: `qk_norm=True`).
 
     `num_kv_heads` < `num_heads` gives grouped-query attention; `prefix_lm` makes attention over the
-    inputs bidirectional (the features' `decoder_causal_attention` marks them).
+    inputs bidirectional (the features' `decoder_causal_attention` marks them). `rope_scaling` (Llama 3.1+)
+    is None or {"rope_type": "llama3", **LLAMA3_SCALING_KEYS}, given as a dict (gin, JSON) and kept as
+    sorted (name, value) pairs so that the config stays hashable. `qk_norm` adds RMSNorms (epsilon
+    `norm_eps`) over each head of the projected queries and keys.
     """
 
     vocab_size: int
@@ -43,8 +48,10 @@ class DecoderConfig:
     num_kv_heads: int
     head_dim: int
     rope_theta: float = 10000.0
+    rope_scaling: attention.RopeScaling | None = None
     norm_eps: float = 1e-5
     qkv_bias: bool = False
+    qk_norm: bool = False
     tie_embeddings: bool = False
     prefix_lm: bool = False
     mlp_activations: tuple[str, ...] = ("silu", "linear")
@@ -57,9 +64,23 @@ class DecoderConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
+        if self.rope_scaling is not None:
+            object.__setattr__(self, "rope_scaling", _rope_scaling_pairs(self.rope_scaling))
 
     def dtypes(self) -> dict[str, Any]:
         return {"dtype": jnp.dtype(self.dtype), "param_dtype": jnp.dtype(self.param_dtype)}
+
+
+def _rope_scaling_pairs(scaling: Mapping[str, Any] | Sequence[Sequence[Any]]) -> attention.RopeScaling:
+    """Llama 3 rope scaling parameters (a dict or (name, value) pairs) as sorted pairs, checked."""
+    params = dict(scaling.items() if isinstance(scaling, Mapping) else (tuple(pair) for pair in scaling))
+    expected = {"rope_type", *attention.LLAMA3_SCALING_KEYS}
+    if params.get("rope_type") != "llama3" or set(params) != expected:
+        keys = attention.LLAMA3_SCALING_KEYS
+        raise ValueError(f"rope_scaling must be {{'rope_type': 'llama3'}} and {keys}, got {params}")
+    if not params["high_freq_factor"] > params["low_freq_factor"] > 0:
+        raise ValueError(f"rope_scaling needs high_freq_factor > low_freq_factor > 0, got {params}")
+    return tuple(sorted(params.items()))
 
 
 class DecoderLayer(nnx.Module):
@@ -75,6 +96,8 @@ class DecoderLayer(nnx.Module):
             num_kv_heads=config.num_kv_heads,
             use_bias=config.qkv_bias,
             rope_theta=config.rope_theta,
+            rope_scaling=config.rope_scaling,
+            qk_norm_eps=config.norm_eps if config.qk_norm else None,
             implementation=config.attention_impl,
             rngs=rngs,
             **config.dtypes(),

@@ -48,20 +48,24 @@ def apply_dropout(dropout: nnx.Dropout, x: jax.Array, rngs: nnx.Rngs | None) -> 
 
 
 class RMSNorm(nnx.Module):
-    """T5 layer norm: scales by the root mean square (no mean subtraction, no bias), in float32."""
+    """T5 layer norm: scales by the root mean square (no mean subtraction, no bias), in float32.
+
+    `axes` names the scale's logical axis: ("embed",) over the model width, ("kv",) over a head (q/k norms).
+    """
 
     def __init__(
         self,
         features: int,
         *,
         eps: float = 1e-6,
+        axes: tuple[str, ...] = ("embed",),
         dtype: DTypeLike = jnp.float32,
         param_dtype: DTypeLike = jnp.float32,
         rngs: nnx.Rngs,
     ):
         self.eps = eps
         self.dtype = dtype
-        self.scale = param(rngs, jax.nn.initializers.ones, (features,), ("embed",), param_dtype)
+        self.scale = param(rngs, jax.nn.initializers.ones, (features,), axes, param_dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = x.astype(jnp.float32)

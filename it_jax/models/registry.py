@@ -44,8 +44,11 @@ def architecture(config: ModelConfig) -> str:
 
 
 def config_to_dict(config: ModelConfig) -> dict[str, Any]:
-    """A JSON-serializable description: `{"family": ..., **fields}`."""
-    return {"family": family(config), **dataclasses.asdict(config)}
+    """A JSON-serializable description: `{"family": ..., **fields}` (a decoder's `rope_scaling` as a dict)."""
+    data = {"family": family(config), **dataclasses.asdict(config)}
+    if data.get("rope_scaling") is not None:
+        data["rope_scaling"] = dict(data["rope_scaling"])
+    return data
 
 
 def config_from_dict(data: dict[str, Any]) -> ModelConfig:
