@@ -172,7 +172,9 @@ class Predictor:
             for r, i in enumerate(batch):
                 if i >= 0:
                     ids = tokens[r].tolist()
-                    results[i] = ids[: ids.index(self.eos_id)] if self.eos_id in ids else [t for t in ids if t > 0]
+                    # Cut at EOS; a row without one ran to the maximum length, so every id is generated (id 0 is
+                    # a real token in BPE vocabularies, not padding).
+                    results[i] = ids[: ids.index(self.eos_id)] if self.eos_id in ids else ids
         return results
 
 
@@ -182,6 +184,7 @@ def rank(scores: Sequence[np.ndarray]) -> list[int]:
 
 
 def decode_texts(vocabulary: seqio.Vocabulary, generated: Sequence[Ids]) -> list[str]:
-    """Generated ids as text (padding dropped)."""
-    return [vocabulary.decode([i for i in ids if i > 0]) for ids in generated]
+    """Generated ids (cut at EOS by `Predictor.generate`) as text. seqio's byte and SentencePiece vocabularies
+    decode the pad id 0 to nothing; a BPE vocabulary's id 0 is a real token, so no id is filtered here."""
+    return [vocabulary.decode(list(ids)) for ids in generated]
 

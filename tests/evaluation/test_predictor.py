@@ -233,3 +233,11 @@ def test_rank_takes_the_highest_score_and_the_first_on_ties():
 def test_decode_texts_drops_padding_and_reads_bytes():
     ids = [VOCAB.encode("hi there") + [0, 0], []]
     assert predictor_lib.decode_texts(VOCAB, ids) == ["hi there", ""]
+
+
+def test_decode_texts_keeps_id_0_which_is_a_real_token_in_bpe_vocabularies():
+    class Listing:
+        def decode(self, ids):
+            return " ".join(map(str, ids))
+
+    assert predictor_lib.decode_texts(Listing(), [[0, 5, 0], []]) == ["0 5 0", ""]
