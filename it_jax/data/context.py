@@ -103,8 +103,8 @@ def check_vocabularies(mixture_or_task: str, vocabulary: seqio.Vocabulary) -> No
             if feature.vocabulary != vocabulary:
                 raise errors.ConfigError(
                     f"task {task.name!r} tokenizes {name!r} with {_describe(feature.vocabulary)}, but the run "
-                    f"uses {_describe(vocabulary)}: register it with `vocabulary=context.vocabulary` inside "
-                    "its module's register(context)"
+                    f"uses {_describe(vocabulary)}: register it inside its module's register(context) with "
+                    "`tasks.register_task(..., context=context)`"
                 )
 
 
