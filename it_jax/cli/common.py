@@ -117,6 +117,26 @@ def parse_args(
     return args
 
 
+def add_decode_flags(parser: argparse.ArgumentParser) -> None:
+    """--decode and the options of each method (`decode_options` turns them into `decoding.generate`'s)."""
+    parser.add_argument("--decode", choices=("greedy", "sample", "beam"), default="greedy", help="default: %(default)s")
+    parser.add_argument("--beam_size", type=int, default=4, help="default: %(default)s")
+    parser.add_argument("--length_penalty", type=float, default=0.6, help="beam search alpha (default: %(default)s)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="default: %(default)s")
+    parser.add_argument("--top_k", type=int, default=0, help="0: no top-k filter (default: %(default)s)")
+    parser.add_argument("--top_p", type=float, default=1.0, help="1.0: no nucleus filter (default: %(default)s)")
+
+
+def decode_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`decoding.generate` options from the flags of `add_decode_flags`."""
+    options: dict[str, Any] = {"method": args.decode}
+    if args.decode == "beam":
+        options.update(beam_size=args.beam_size, length_penalty=args.length_penalty)
+    elif args.decode == "sample":
+        options.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    return options
+
+
 def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
     """--verbose: keep TensorFlow's, absl's and seqio's logs and warnings (see `set_verbosity`)."""
     parser.add_argument(

@@ -40,12 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--targets_length", type=int, help="also the decoding length; default: the run's, else 64")
     parser.add_argument("--length_normalize", action="store_true", help="rank options by mean token log-likelihood")
     parser.add_argument("--exclude_contaminated", help="JSON of scripts/decontaminate.py: leave those examples out")
-    parser.add_argument("--decode", choices=("greedy", "sample", "beam"), default="greedy", help="default: %(default)s")
-    parser.add_argument("--beam_size", type=int, default=4, help="default: %(default)s")
-    parser.add_argument("--length_penalty", type=float, default=0.6, help="default: %(default)s")
-    parser.add_argument("--temperature", type=float, default=1.0, help="default: %(default)s")
-    parser.add_argument("--top_k", type=int, default=0, help="default: %(default)s")
-    parser.add_argument("--top_p", type=float, default=1.0, help="default: %(default)s")
+    common.add_decode_flags(parser)
     parser.add_argument("--vocab", help="pretrained directories: SentencePiece model overriding the stored one")
     parser.add_argument("--output_dir", help="default: CHECKPOINT/eval")
     common.add_multi_process_flags(parser)
@@ -55,16 +50,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if sum(bool(x) for x in (args.tasks, args.cluster, args.mixture)) != 1:
         parser.error("give exactly one of --tasks, --cluster, --mixture")
     return args
-
-
-def decode_options(args: argparse.Namespace) -> dict:
-    """`decoding.generate` options from the flags."""
-    options = {"method": args.decode}
-    if args.decode == "beam":
-        options.update(beam_size=args.beam_size, length_penalty=args.length_penalty)
-    elif args.decode == "sample":
-        options.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
-    return options
 
 
 def load_tasks(args: argparse.Namespace) -> None:
@@ -112,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         split=args.split,
         max_examples=args.max_examples,
         batch_size=args.batch_size,
-        decode=decode_options(args),
+        decode=common.decode_options(args),
         length_normalize=args.length_normalize,
         excluded=excluded,
         checkpoint=model.path,

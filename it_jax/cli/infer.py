@@ -32,12 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--input_file", required=True, help='JSONL, one {"inputs": ..., "targets": ...} per line')
     parser.add_argument("--output_file", required=True)
     parser.add_argument("--mode", choices=("predict", "score"), default="predict", help="default: %(default)s")
-    parser.add_argument("--decode", choices=("greedy", "sample", "beam"), default="greedy", help="default: %(default)s")
-    parser.add_argument("--beam_size", type=int, default=4, help="default: %(default)s")
-    parser.add_argument("--length_penalty", type=float, default=0.6, help="beam search alpha (default: %(default)s)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="default: %(default)s")
-    parser.add_argument("--top_k", type=int, default=0, help="0: no top-k filter (default: %(default)s)")
-    parser.add_argument("--top_p", type=float, default=1.0, help="1.0: no nucleus filter (default: %(default)s)")
+    common.add_decode_flags(parser)
     parser.add_argument("--max_decode_length", type=int, default=64, help="default: %(default)s")
     parser.add_argument("--max_input_length", type=int, default=2048, help="longer inputs are truncated (default: %(default)s)")
     parser.add_argument("--batch_size", type=int, default=16, help="default: %(default)s")
@@ -81,11 +76,6 @@ def main(argv: list[str] | None = None) -> None:
     vocabulary = model.vocabulary
     examples = read_examples(pathlib.Path(args.input_file), need_targets=args.mode == "score")
     inputs = [predictor_lib.tokenize(vocabulary, ex["inputs"], args.max_input_length) for ex in examples]
-    decode = {"method": args.decode}
-    if args.decode == "beam":
-        decode.update(beam_size=args.beam_size, length_penalty=args.length_penalty)
-    elif args.decode == "sample":
-        decode.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     predictor = predictor_lib.Predictor(
         spec=model.spec,
         params=model.params,
@@ -93,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         eos_id=vocabulary.eos_id,
         batch_size=min(args.batch_size, len(examples)),
         max_decode_length=args.max_decode_length,
-        decode=decode,
+        decode=common.decode_options(args),
         seed=args.seed,
     )
     if args.mode == "score":

@@ -65,27 +65,25 @@ def from_messages(record: Mapping[str, Any]) -> list[Message]:
     return messages
 
 
-def _instruction_turns(instruction: str, extra: str, answer: str) -> list[Message]:
+def _instruction_record(record: Mapping[str, Any], extra_field: str, answer_field: str) -> list[Message]:
+    """A user turn (the non-empty `instruction`, then a blank line and the optional `extra_field`) and the
+    assistant's `answer_field`."""
+    instruction = _string(record, "instruction")
+    if not instruction.strip():
+        raise RecordError("field 'instruction' is empty")
+    extra = _string(record, extra_field, required=False)
     user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-    return [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": _string(record, answer_field)}]
 
 
 def from_alpaca(record: Mapping[str, Any]) -> list[Message]:
     """An Alpaca record: instruction (non-empty), optional input, output."""
-    instruction = _string(record, "instruction")
-    if not instruction.strip():
-        raise RecordError("field 'instruction' is empty")
-    extra = _string(record, "input", required=False)
-    return _instruction_turns(instruction, extra, _string(record, "output"))
+    return _instruction_record(record, "input", "output")
 
 
 def from_dolly(record: Mapping[str, Any]) -> list[Message]:
     """A Dolly record: instruction (non-empty), optional context, response."""
-    instruction = _string(record, "instruction")
-    if not instruction.strip():
-        raise RecordError("field 'instruction' is empty")
-    extra = _string(record, "context", required=False)
-    return _instruction_turns(instruction, extra, _string(record, "response"))
+    return _instruction_record(record, "context", "response")
 
 
 def from_sharegpt(record: Mapping[str, Any]) -> list[Message]:
