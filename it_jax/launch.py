@@ -228,7 +228,7 @@ def train_run(
         loss_batches, num_batches = None, eval_batches
         if eval_mixture is not None:
             # Each task's own batches, for its own loss; the `eval_batches` are shared out among the tasks.
-            eval_subtasks = [task.name for task in seqio.get_subtasks(seqio.get_mixture_or_task(eval_mixture))]
+            eval_subtasks = mixing.task_names(eval_mixture)
             loss_batches = {
                 name: functools.partial(
                     pipeline.host_batches, name, split=eval_split, pack=pack, shuffle=False, **stream, **shards
@@ -297,7 +297,7 @@ def check_settings(run: RunContext, *, evaluate: bool = True) -> None:
 def _data_metadata(mixture: str, **settings: Any) -> dict[str, Any]:
     """What decides the input stream (recorded so a resumption can tell whether its position still means the
     same data): the mixture, its tasks, and the batching and sampling settings."""
-    tasks = sorted(task.name for task in seqio.get_subtasks(seqio.get_mixture_or_task(mixture)))
+    tasks = sorted(mixing.task_names(mixture))
     return {"mixture": mixture, "tasks": tasks, **settings}
 
 

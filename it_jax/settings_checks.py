@@ -29,7 +29,7 @@ import seqio
 
 from it_jax import errors
 from it_jax import sharding as sharding_lib
-from it_jax.data import fewshot
+from it_jax.data import fewshot, mixing
 from it_jax.data import tasks as tasks_lib
 from it_jax.evaluation import evaluator, periodic
 from it_jax.models import registry
@@ -416,7 +416,7 @@ def _evaluation_problems(run: Any, settings: Settings) -> list[str]:
         return problems
     problems += _split_problems("train_run.eval_split", settings["eval_split"], [*_names(mixture), *tasks])
     if keep_best > 0:
-        loss_tasks = [t.name for name in _names(mixture) for t in seqio.get_subtasks(seqio.get_mixture_or_task(name))]
+        loss_tasks = [task for name in _names(mixture) for task in mixing.task_names(name)]
         jobs = evaluator.jobs_for(tasks)
         logged = periodic.metric_names(loss=mixture is not None, jobs=jobs, loss_tasks=loss_tasks)
         best = settings["best_metric"]
@@ -462,7 +462,7 @@ def _selection(
         problems = _provider_problems("eval_run.mixture", mixture, modules)
         if problems:
             return problems, []
-        names = [task.name for task in seqio.get_subtasks(seqio.get_mixture_or_task(mixture))]
+        names = mixing.task_names(mixture)
         return _instruction_task_problems(f"eval_run.mixture {mixture!r}", names), names
     if cluster is None:
         return ["nothing to evaluate: set eval_run.cluster, eval_run.tasks_to_eval or eval_run.mixture"], []

@@ -43,6 +43,11 @@ def register_mixture(name: str, task_names: Sequence[str], *, rate: RateFn | flo
     return seqio.MixtureRegistry.add(name, list(task_names), default_rate=rate)
 
 
+def task_names(mixture_or_task: str) -> list[str]:
+    """The names of the seqio tasks a mixture samples from (through nested mixtures), or the task itself."""
+    return [task.name for task in seqio.get_subtasks(seqio.get_mixture_or_task(mixture_or_task))]
+
+
 def heldout_clusters(cluster: str, overlaps: Mapping[str, Sequence[str]]) -> frozenset[str]:
     """The clusters removed when holding out `cluster`: itself and those it overlaps with (both ways)."""
     removed = {cluster, *overlaps.get(cluster, ())}

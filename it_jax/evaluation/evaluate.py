@@ -12,7 +12,7 @@ from jax.sharding import Mesh
 
 from it_jax import errors
 from it_jax import sharding as sharding_lib
-from it_jax.data import pipeline
+from it_jax.data import mixing, pipeline
 from it_jax.data import tasks as tasks_lib
 from it_jax.data.layout import PromptLayout
 from it_jax.evaluation import report
@@ -55,12 +55,7 @@ def trained_task_names(mixture: str | Sequence[str]) -> set[str]:
     list of mixtures and tasks, samples from."""
     names = [mixture] if isinstance(mixture, str) else list(mixture)
     known = set(tasks_lib.instruction_task_names())
-    return {
-        tasks_lib.task_info(task.name).name
-        for name in names
-        for task in seqio.get_subtasks(seqio.get_mixture_or_task(name))
-        if task.name in known
-    }
+    return {tasks_lib.task_info(task).name for name in names for task in mixing.task_names(name) if task in known}
 
 
 def evaluate_model(
