@@ -74,8 +74,8 @@ def import_task_module(module: str) -> types.ModuleType:
         if error.name and not module.startswith(error.name) and error.name != module:
             raise  # the module exists but imports something missing: that error is the one to show
         raise errors.ConfigError(
-            f"task module {module!r} not found on the Python path (searched the working directory, the "
-            f"installed packages and PYTHONPATH); give a dotted module name or a path to a .py file"
+            f"task module {module!r} not found on the Python path (the installed packages and PYTHONPATH; "
+            "the working directory only under `python -m`): give a dotted module name or a path to a .py file"
         ) from error
 
 
@@ -88,7 +88,7 @@ def load_task_modules(modules: Sequence[str], context: TaskContext) -> list[type
         if not callable(register):
             raise errors.ConfigError(
                 f"task module {module!r} defines no register(context) function: put its task and mixture "
-                "registrations in `def register(context):` (see the README, 'Registering a task')"
+                "registrations in `def register(context):` (see the README, 'Bring your own tasks')"
             )
         register(context)
         loaded.append(imported)
