@@ -95,6 +95,7 @@ def make_run_config(
     cap: int | None = mixing.DEFAULT_CAP,
     temperature: float = 1.0,
     extra_task_modules: Sequence[str] = (),
+    chat_format: str | None = None,
 ) -> RunContext:
     """The run context, with the task modules' tasks registered under it.
 
@@ -102,7 +103,8 @@ def make_run_config(
     examples-proportionally with each task's rate capped at `cap`, then raised to `1 / temperature`.
     `layout` (how inputs and targets become model tokens) defaults to the architecture's (see
     `it_jax.data.layout.default_layout`); a decoder fine-tuned from Hugging Face keeps `causal_lm(bos_id)`.
-    `extra_task_modules` (the scripts' `--task_module` flags) are loaded after `task_modules`.
+    `extra_task_modules` (the scripts' `--task_module` flags) are loaded after `task_modules`. `chat_format`
+    renders chat tasks (see `it_jax.data.context.TaskContext`).
     Every setting is checked first (see `it_jax.settings_checks`).
     """
     settings_checks.raise_if_any(settings_checks.run_config_problems(make_run_config, locals()))
@@ -118,6 +120,7 @@ def make_run_config(
         data_dir=os.path.abspath(data_dir) if data_dir else None,
         cap=cap,
         temperature=temperature,
+        chat_format=chat_format,
     )
     run.register_tasks()
     return run

@@ -42,6 +42,7 @@ class RunContext:
       task_modules: the modules (dotted names or absolute `.py` paths) that register the run's tasks.
       data_dir: local JSONL mirrors of TFDS datasets (None: TFDS itself).
       cap, temperature: examples-proportional mixing of the collections' mixtures.
+      chat_format: how chat tasks and `it-jax-chat` render conversations (see `TaskContext.chat_format`).
     """
 
     directory: RunDirectory
@@ -53,6 +54,7 @@ class RunContext:
     data_dir: str | None = None
     cap: int | None = mixing.DEFAULT_CAP
     temperature: float = 1.0
+    chat_format: str | None = None
 
     @property
     def model_dir(self) -> str:
@@ -61,7 +63,11 @@ class RunContext:
     @property
     def tasks(self) -> context_lib.TaskContext:
         """What the task modules register with: the vocabulary, the data directory and the mixing rates."""
-        return context_lib.TaskContext(self.vocabulary, self.data_dir, self.cap, self.temperature)
+        return context_lib.TaskContext(self.vocabulary, self.data_dir, self.cap, self.temperature, self.chat_format)
+
+    def chat_format_name(self) -> str:
+        """The chat format (built-in name or tokenizer directory) this run's conversations are rendered with."""
+        return self.tasks.chat_format_name()
 
     def register_tasks(self) -> None:
         """Imports the task modules and registers their tasks and mixtures with this run's settings."""
@@ -86,6 +92,7 @@ class RunContext:
             "task_modules": list(self.task_modules),
             "data_dir": self.data_dir,
             "mixing": {"cap": self.cap, "temperature": self.temperature},
+            "chat_format": self.chat_format,
             "code": code_version(),
             "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
@@ -110,6 +117,7 @@ class RunContext:
             data_dir=data.get("data_dir"),
             cap=mixing_settings.get("cap", mixing.DEFAULT_CAP),
             temperature=mixing_settings.get("temperature", 1.0),
+            chat_format=data.get("chat_format"),
         )
 
     @classmethod

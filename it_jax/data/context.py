@@ -35,12 +35,20 @@ class TaskContext:
       data_dir: a directory of local JSONL mirrors of TFDS datasets (`<name with / as __>/<split>.jsonl`);
         None reads TFDS itself.
       cap, temperature: examples-proportional mixing, `min(examples, cap) ** (1 / temperature)` per task.
+      chat_format: how chat tasks render conversations: a built-in format name (`it_jax.data.chat.FORMATS`)
+        or a tokenizer directory with a chat template; None: the vocabulary's tokenizer directory when it
+        has a chat template, else ChatML (see `chat_format_name`).
     """
 
     vocabulary: seqio.Vocabulary = dataclasses.field(default_factory=seqio.ByteVocabulary)
     data_dir: str | None = None
     cap: int | None = mixing.DEFAULT_CAP
     temperature: float = 1.0
+    chat_format: str | None = None
+
+    def chat_format_name(self) -> str:
+        """The chat format chat tasks render with (see the `chat_format` attribute)."""
+        return resolve_chat_format(self.chat_format, self.vocabulary)
 
     def rate(self, *, cap: int | None | str = "run", split: str = "train") -> RateFn:
         """The run's examples-proportional rate (or with another `cap`, e.g. a submixture's own, or None)."""
@@ -49,6 +57,22 @@ class TaskContext:
     def tfds(self, name: str, *, splits: Sequence[str] = ("train", "validation")) -> sources.TfdsSource:
         """The TFDS dataset `name`, read from its local mirror when the run has a data directory."""
         return sources.TfdsSource(name, splits=splits, data_dir=self.data_dir)
+
+
+def resolve_chat_format(chat_format: str | None, vocabulary: seqio.Vocabulary) -> str:
+    """`chat_format` if given; else the vocabulary's tokenizer directory when its tokenizer_config.json has a
+    chat template (or it has a chat_template.jinja), else "chatml". Training, evaluation and chat agree on it."""
+    if chat_format is not None:
+        return chat_format
+    tokenizer_dir = getattr(vocabulary, "tokenizer_dir", None)
+    if tokenizer_dir is not None:
+        directory = pathlib.Path(tokenizer_dir)
+        config = directory / "tokenizer_config.json"
+        if (directory / "chat_template.jinja").is_file() or (
+            config.is_file() and '"chat_template"' in config.read_text(encoding="utf-8")
+        ):
+            return str(directory)
+    return "chatml"
 
 
 def module_label(module: str) -> str:
