@@ -1,0 +1,105 @@
+"""The DPO losses against hand-computed values and an independent PyTorch implementation of TRL's formulas.
+
+TRL (1.16) computes its loss inside `DPOTrainer._compute_loss`, which needs a model and a trainer, and its
+"sigmoid" no longer takes label smoothing; so the comparison is with the formulas as TRL's `dpo_loss` wrote
+them (sigmoid with label smoothing, IPO over the given log-ratios), reimplemented here in PyTorch.
+"""
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from it_jax.train import dpo
+
+LOG3 = math.log(3.0)
+BETA = 0.5
+# Margins h chosen so that beta * h is 0, log 3 and -log 3: sigmoid(beta h) is 1/2, 3/4 and 1/4.
+MARGINS = np.array([0.0, 2 * LOG3, -2 * LOG3])
+REF_CHOSEN = np.array([-1.0, -2.0, -3.0])
+REF_REJECTED = np.array([-1.5, -2.5, -0.5])
+POLICY_REJECTED = np.array([-4.0, -4.0, -4.0])
+POLICY_CHOSEN = REF_CHOSEN + (POLICY_REJECTED - REF_REJECTED) + MARGINS
+
+
+def _loss(**kwargs):
+    args = [jnp.asarray(a, jnp.float32) for a in (POLICY_CHOSEN, POLICY_REJECTED, REF_CHOSEN, REF_REJECTED)]
+    return [np.asarray(x) for x in dpo.dpo_loss(*args, **kwargs)]
+
+
+def test_sigmoid_equals_hand_computed_values():
+    losses, chosen, rejected = _loss(beta=BETA)
+    np.testing.assert_allclose(losses, [math.log(2), math.log(4 / 3), math.log(4)], rtol=1e-6)
+    np.testing.assert_allclose(chosen, BETA * (POLICY_CHOSEN - REF_CHOSEN), rtol=1e-6)
+    np.testing.assert_allclose(rejected, BETA * np.array([-2.5, -1.5, -3.5]), rtol=1e-6)
+    np.testing.assert_allclose(chosen - rejected, BETA * MARGINS, atol=1e-6)
+
+
+def test_conservative_dpo_equals_hand_computed_values():
+    losses, _, _ = _loss(beta=BETA, label_smoothing=0.1)
+    expected = [math.log(2), 0.9 * math.log(4 / 3) + 0.1 * math.log(4), 0.9 * math.log(4) + 0.1 * math.log(4 / 3)]
+    np.testing.assert_allclose(losses, expected, rtol=1e-6)
+
+
+def test_ipo_equals_hand_computed_values():
+    losses, _, _ = _loss(beta=BETA, loss_type="ipo")  # target margin 1 / (2 beta) = 1
+    np.testing.assert_allclose(losses, [1.0, (2 * LOG3 - 1) ** 2, (2 * LOG3 + 1) ** 2], rtol=1e-6)
+
+
+def _torch_dpo(pc, pr, rc, rr, beta, loss_type, label_smoothing):
+    """The formulas of TRL's DPOTrainer.dpo_loss (0.x), written independently in PyTorch."""
+    pc, pr, rc, rr = (torch.tensor(x, dtype=torch.float64) for x in (pc, pr, rc, rr))
+    logits = (pc - pr) - (rc - rr)
+    if loss_type == "sigmoid":
+        losses = -F.logsigmoid(beta * logits) * (1 - label_smoothing) - F.logsigmoid(-beta * logits) * label_smoothing
+    else:
+        losses = (logits - 1 / (2 * beta)) ** 2
+    return losses.numpy(), (beta * (pc - rc)).numpy(), (beta * (pr - rr)).numpy()
+
+
+@pytest.mark.parametrize("loss_type,beta,label_smoothing", [
+    ("sigmoid", 0.1, 0.0), ("sigmoid", 0.5, 0.2), ("ipo", 0.1, 0.0), ("ipo", 2.0, 0.0),
+])
+def test_matches_torch_implementation(loss_type, beta, label_smoothing):
+    rng = np.random.default_rng(0)
+    logps = [rng.uniform(-60, -5, 16) for _ in range(4)]
+    ours = dpo.dpo_loss(*(jnp.asarray(x, jnp.float32) for x in logps), beta=beta, loss_type=loss_type,
+                        label_smoothing=label_smoothing)
+    theirs = _torch_dpo(*logps, beta, loss_type, label_smoothing)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=2e-5, atol=2e-5)
+    wrong = _torch_dpo(*logps, beta * 1.5, loss_type, label_smoothing)[0]
+    assert not np.allclose(np.asarray(ours[0]), wrong, rtol=1e-3)
+
+
+def test_rejects_bad_settings():
+    args = [jnp.zeros(2)] * 4
+    with pytest.raises(ValueError, match="unknown DPO loss_type 'hinge'"):
+        dpo.dpo_loss(*args, beta=0.1, loss_type="hinge")
+    with pytest.raises(ValueError, match="sigmoid .conservative DPO. loss only"):
+        dpo.dpo_loss(*args, beta=0.1, loss_type="ipo", label_smoothing=0.1)
+    with pytest.raises(ValueError, match="beta must be positive"):
+        dpo.dpo_loss(*args, beta=0.0)
+
+
+def test_sequence_logps_hand_computed_and_torch():
+    logits = jnp.zeros((2, 3, 4), jnp.bfloat16)  # uniform over 4 tokens: each log-prob is -log 4
+    targets = jnp.array([[1, 2, 3], [0, 0, 0]])
+    weights = jnp.array([[1, 1, 0], [0, 1, 0]])
+    np.testing.assert_allclose(dpo.sequence_logps(logits, targets, weights), [-2 * math.log(4), -math.log(4)],
+                               rtol=1e-6)
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(3, 5, 7)).astype(np.float32) * 3
+    targets = rng.integers(0, 7, (3, 5))
+    weights = (rng.random((3, 5)) > 0.4).astype(np.float32)
+    token = -F.cross_entropy(torch.tensor(logits).reshape(-1, 7), torch.tensor(targets).reshape(-1),
+                             reduction="none").reshape(3, 5)
+    expected = (token * torch.tensor(weights)).sum(-1).numpy()
+    np.testing.assert_allclose(dpo.sequence_logps(jnp.asarray(logits), jnp.asarray(targets), jnp.asarray(weights)),
+                               expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="logits \\[batch, length, vocab\\]"):
+        dpo.sequence_logps(jnp.asarray(logits[0]), jnp.asarray(targets), jnp.asarray(weights))
