@@ -108,7 +108,8 @@ class DenseGeneral(nnx.Module):
     """Projection contracting the last `len(in_shape)` input axes into `out_shape`, bias-free by default.
 
     The kernel has shape `in_shape + out_shape` and the logical axes `axes` (one name per kernel axis);
-    the optional bias has shape `out_shape` (zero-initialized).
+    the optional bias has shape `out_shape` (zero-initialized). `it_jax.models.lora.attach` may add a low-rank
+    adapter (`lora_a` [in, rank], `lora_b` [rank, out], `lora_scale`, `lora_dropout`), which `__call__` adds.
     """
 
     def __init__(
@@ -145,7 +146,12 @@ class DenseGeneral(nnx.Module):
         out_shape = kernel.shape[self.num_in_axes :]
         lead = x.shape[: x.ndim - self.num_in_axes]
         rows = x.astype(self.dtype).reshape(int(np.prod(lead)), int(np.prod(in_shape)))
-        y = (rows @ kernel.reshape(rows.shape[1], -1)).reshape(*lead, *out_shape)
+        y = rows @ kernel.reshape(rows.shape[1], -1)
+        if hasattr(self, "lora_a"):  # x @ W + scale * dropout(x) @ A @ B
+            a = self.lora_a[...].astype(self.dtype).reshape(rows.shape[1], -1)
+            b = self.lora_b[...].astype(self.dtype).reshape(a.shape[1], -1)
+            y = y + self.lora_scale * ((self.lora_dropout(rows) @ a) @ b)
+        y = y.reshape(*lead, *out_shape)
         return y + self.bias[...].astype(self.dtype) if self.use_bias else y
 
 
