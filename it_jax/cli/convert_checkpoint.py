@@ -11,8 +11,12 @@ vocabulary is --vocab, else for --from_hf the directory's `spiece.model` / `toke
 SentencePiece model; T5X checkpoints carry none.
 
 --from_run exports a run directory (what scripts/train.py writes) at its latest complete checkpoint or
---step N: the parameters bit for bit, the run's vocabulary, prompt layout and task feature lengths. --to_hf
-writes a byte vocabulary as a `ByT5Tokenizer` config with the same ids.
+--step N: the parameters bit for bit, the run's vocabulary (a Hugging Face tokenizer's files too), prompt
+layout and task feature lengths, and the run's chat template (`tokenizer_config.json`). --to_hf writes a byte
+vocabulary as a `ByT5Tokenizer` config with the same ids, copies a Hugging Face tokenizer's files, carries the
+chat template into the tokenizer config and, for decoders, writes the vocabulary's BOS/EOS/pad ids (and the
+chat format's end-of-turn token as a second EOS) into generation_config.json (see
+it_jax.convert.hf_tokenizer_files).
 
 Extra ids (sentinels appended to the SentencePiece vocabulary), unless --extra_ids is given: T5 models get
 100 when the SentencePiece pieces plus 100 fit in the model's vocabulary (the T5 vocabulary: 32,000 pieces
@@ -32,7 +36,7 @@ import jax.numpy as jnp
 import sentencepiece
 
 from it_jax import errors
-from it_jax.convert import hf, pretrained, t5x, tree
+from it_jax.convert import hf, hf_tokenizer_files, pretrained, t5x, tree
 from it_jax.models import registry
 
 T5_EXTRA_IDS = 100
@@ -119,13 +123,24 @@ def export_checkpoint(args: argparse.Namespace) -> str:
     vocab = args.vocab or loaded.vocabulary_path
     byte_extra_ids = loaded.extra_ids if loaded.byte_vocabulary and vocab is None else None
     hf.to_hf(config, params, args.out, vocabulary_path=vocab, byte_vocabulary_extra_ids=byte_extra_ids)
+    written = hf_tokenizer_files.export_tokenizer_files(args.to_hf, loaded, args.out, _vocabulary(loaded, args.vocab))
     vocabulary = pathlib.Path(vocab).name if vocab else "none"
     if byte_extra_ids is not None:
         vocabulary = f"bytes + {byte_extra_ids} extra ids (ByT5Tokenizer)"
+    if loaded.tokenizer_dir and not args.vocab:
+        vocabulary = "tokenizer.json (Hugging Face)"
+    chat = "chat template: in tokenizer_config.json\n" if hf_tokenizer_files.CHAT_TEMPLATE_FIELD in written else ""
     return (
         f"family: {registry.family(config)}\nparameters: {tree.num_params(params):,}\n"
-        f"vocabulary: {vocabulary}\nwritten: {pathlib.Path(args.out).absolute()}"
+        f"vocabulary: {vocabulary}\n{chat}written: {pathlib.Path(args.out).absolute()}"
     )
+
+
+def _vocabulary(loaded: pretrained.Pretrained, override: str | None):
+    """The vocabulary `--to_hf` writes generation ids from (a decoder's only: T5's are fixed), or None."""
+    if registry.family(loaded.config) != "decoder":
+        return None
+    return pretrained.make_vocabulary(loaded, override)
 
 
 def export_run(args: argparse.Namespace) -> str:
@@ -137,10 +152,12 @@ def export_run(args: argparse.Namespace) -> str:
     loaded = pretrained.read_metadata(args.out)
     vocabulary = loaded["vocabulary"]
     name = vocabulary["file"] or "bytes"
+    chat_format = loading.run_chat_format(args.from_run)
+    chat = "" if chat_format is None else f"chat template: {chat_format}\n"
     return (
         f"family: {registry.family(run.config)}\nstep: {run.step}\nparameters: {tree.num_params(run.params):,}\n"
         f"vocabulary: {name} + {vocabulary['extra_ids']} extra ids\nlayout: {loaded['layout']['architecture']}\n"
-        f"written: {pathlib.Path(args.out).absolute()}"
+        f"{chat}written: {pathlib.Path(args.out).absolute()}"
     )
 
 

@@ -22,12 +22,15 @@ from jax.sharding import Mesh
 
 from it_jax import errors
 from it_jax import sharding as sharding_lib
+from it_jax.convert import hf_tokenizer_files
 from it_jax.convert import pretrained as pretrained_lib
 from it_jax.convert import tree as tree_lib
 from it_jax.data import layout as layout_lib
 from it_jax.data import vocab as vocab_lib
 from it_jax.models import registry
 from it_jax.models.spec import ModelSpec
+from it_jax.run_context import RunContext
+from it_jax.run_dir import RunDirectory
 from it_jax.train import checkpoints as checkpoints_lib
 from it_jax.train import integrity
 from it_jax.train.state import with_shardings
@@ -182,27 +185,43 @@ def load_model(
     return _load_run(path, mesh, step, vocabulary_path)
 
 
+def run_chat_format(run_dir: str | pathlib.Path) -> str | None:
+    """The chat format the run renders conversations with (`RunContext.chat_format_name`: a built-in format or
+    a tokenizer directory), or None for a run without `run.json` (written by an older it_jax)."""
+    if not RunDirectory(run_dir).run_json.is_file():
+        return None
+    return RunContext.load(run_dir).chat_format_name()
+
+
 def export_run(run_dir: str | pathlib.Path, out: str | pathlib.Path, *, step: int | None = None) -> RunCheckpoint:
     """Writes a run's `step` (default: the latest complete one) as a pretrained directory at `out` (new or empty).
 
-    The parameters are copied bit for bit; the vocabulary (a SentencePiece model's file is copied, a byte
-    vocabulary is recorded with its extra ids), the resolved prompt layout, the task feature lengths and the
-    source (run, step) are recorded in `model.json`. Returns the checkpoint read.
+    The parameters are copied bit for bit; the vocabulary (a SentencePiece model's file or a Hugging Face
+    tokenizer's files are copied, a byte vocabulary is recorded with its extra ids), the resolved prompt
+    layout, the task feature lengths and the source (run, step) are recorded in `model.json`, and the run's
+    chat template in `tokenizer_config.json` (`hf_tokenizer_files`). `out` appears complete or not at all.
+    Returns the checkpoint read.
     """
     mesh = sharding_lib.create_mesh(devices=jax.devices()[:1])
     run = read_run(run_dir, mesh=mesh, step=step)
     vocabulary = vocab_lib.make_vocabulary(**run.metadata["vocabulary_spec"])
-    byte_vocabulary = isinstance(vocabulary, seqio.ByteVocabulary)  # else a SentencePiece vocabulary
-    vocabulary_path = None if byte_vocabulary else vocabulary.sentencepiece_model_file
-    pretrained_lib.save_pretrained(
-        out,
-        config=run.config,
-        params=jax.tree.map(np.asarray, run.params),
-        vocabulary_path=vocabulary_path,
-        extra_ids=vocabulary.extra_ids,
-        layout=resolve_layout(run.metadata.get("layout"), run.config, vocabulary).to_dict(),
-        byte_vocabulary=byte_vocabulary,
-        task_feature_lengths=run.metadata.get("task_feature_lengths"),
-        source={"run": str(pathlib.Path(run_dir).absolute()), "step": run.step},
-    )
+    byte_vocabulary = isinstance(vocabulary, seqio.ByteVocabulary)
+    tokenizer_dir = getattr(vocabulary, "tokenizer_dir", None)  # an HFTokenizerVocabulary's
+    vocabulary_path = None if byte_vocabulary or tokenizer_dir else vocabulary.sentencepiece_model_file
+    chat_format = run_chat_format(run_dir)
+    with hf_tokenizer_files.staged_directory(out) as staging:
+        pretrained_lib.save_pretrained(
+            staging,
+            config=run.config,
+            params=jax.tree.map(np.asarray, run.params),
+            vocabulary_path=vocabulary_path,
+            extra_ids=vocabulary.extra_ids,
+            layout=resolve_layout(run.metadata.get("layout"), run.config, vocabulary).to_dict(),
+            byte_vocabulary=byte_vocabulary,
+            task_feature_lengths=run.metadata.get("task_feature_lengths"),
+            source={"run": str(pathlib.Path(run_dir).absolute()), "step": run.step},
+            tokenizer_dir=tokenizer_dir,
+        )
+        if chat_format is not None:
+            hf_tokenizer_files.write_chat_template(staging, chat_format)
     return run

@@ -1,0 +1,159 @@
+"""Exporting a chat run to Hugging Face: --from_run then --to_hf of a tiny Llama-style decoder whose vocabulary is
+a BPE tokenizer trained in the test (and of a byte-vocabulary run): transformers' tokenizer renders the run's chat
+template as it_jax does, and its greedy generation from the chat prompt equals it_jax's."""
+
+import importlib.util
+import json
+import pathlib
+import sys
+
+import chat_runs
+import numpy as np
+import pytest
+import seqio
+import torch
+import transformers
+
+from it_jax.convert import hf_tokenizer_files
+from it_jax.data import chat, hf_vocab
+from it_jax.data import layout as layout_lib
+from it_jax.evaluation import loading
+from it_jax.evaluation import predictor as predictor_lib
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+MESSAGES = [
+    {"role": "system", "content": "You are brief."},
+    {"role": "user", "content": "Hello, how are you today?"},
+    {"role": "assistant", "content": "I am fine, thank you."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+NEW_TOKENS = 10
+
+
+def _convert(*argv) -> None:
+    spec = importlib.util.spec_from_file_location("convert_checkpoint", REPO / "scripts" / "convert_checkpoint.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    saved, sys.argv = sys.argv, ["convert_checkpoint.py", *map(str, argv)]
+    try:
+        module.main()
+    finally:
+        sys.argv = saved
+
+
+def _export(root: pathlib.Path, vocabulary, chat_format: str | None) -> tuple[pathlib.Path, pathlib.Path]:
+    """(pretrained directory, Hugging Face directory) of a run made with `vocabulary` and `chat_format`."""
+    chat_runs.make_run(root / "run", vocabulary, chat_format=chat_format)
+    _convert("--from_run", root / "run", "--out", root / "pretrained")
+    _convert("--to_hf", root / "pretrained", "--out", root / "hf")
+    return root / "pretrained", root / "hf"
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    return chat_runs.write_bpe_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture(scope="module", params=["chatml", "llama3", "tulu"])
+def exported(request, tmp_path_factory, tokenizer_dir):
+    """(chat format, pretrained directory, Hugging Face directory) of a BPE run with that chat format."""
+    vocabulary = hf_vocab.HFTokenizerVocabulary(tokenizer_dir)
+    pretrained_dir, hf_dir = _export(tmp_path_factory.mktemp(request.param), vocabulary, request.param)
+    return request.param, pretrained_dir, hf_dir
+
+
+def test_tokenizer_files_and_chat_template_are_exported(exported, tokenizer_dir):
+    fmt, pretrained_dir, hf_dir = exported
+    names = {p.name for p in hf_dir.iterdir()}
+    assert {"tokenizer.json", "tokenizer_config.json", "generation_config.json", "config.json"} <= names
+    assert (hf_dir / "tokenizer.json").read_bytes() == (tokenizer_dir / "tokenizer.json").read_bytes()
+    config = json.loads((hf_dir / "tokenizer_config.json").read_text())
+    assert config["eos_token"] == "<|endoftext|>" and config["bos_token"] == "<|begin_of_text|>"  # kept
+    assert hf_tokenizer_files.recorded_chat_template(pretrained_dir) == config["chat_template"]
+    # The format's special tokens that this tokenizer names differently are set in the template; Llama 3's
+    # BOS is this tokenizer's own, so it is not set. The tokenizer's EOS stays.
+    settings = {
+        "chatml": '{%- set eos_token = "<|im_end|>" %}',
+        "llama3": '{%- set eos_token = "<|eot_id|>" %}',
+        "tulu": '{%- set bos_token = "<s>" %}{%- set eos_token = "</s>" %}',
+    }[fmt]
+    assert config["chat_template"] == settings + chat.FORMATS[fmt].template
+
+
+def test_transformers_renders_the_run_chat_template(exported):
+    fmt, pretrained_dir, hf_dir = exported
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    for generation_prompt in (True, False):
+        expected = chat.apply_chat_template(fmt, MESSAGES, add_generation_prompt=generation_prompt)
+        got = tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=generation_prompt)
+        assert got == expected
+        # The exported it_jax directory renders the same text (what it-jax-chat reads there).
+        assert chat.apply_chat_template(pretrained_dir, MESSAGES, generation_prompt) == expected
+    if fmt == "llama3":
+        assert expected.startswith("<|begin_of_text|>") and not expected.startswith("<|begin_of_text|>" * 2)
+
+
+def test_generation_config_has_the_vocabulary_ids_and_the_end_of_turn(exported, tokenizer_dir):
+    fmt, _, hf_dir = exported
+    vocabulary = hf_vocab.HFTokenizerVocabulary(tokenizer_dir)
+    generation = json.loads((hf_dir / "generation_config.json").read_text())
+    turn = {"chatml": "<|im_end|>", "llama3": "<|eot_id|>", "tulu": None}[fmt]  # Tulu's "</s>" is no token here
+    eos = [vocabulary.eos_id] + ([vocabulary.tokenizer.token_to_id(turn)] if turn else [])
+    assert generation["eos_token_id"] == (eos if len(eos) > 1 else eos[0])
+    assert (generation["bos_token_id"], generation["pad_token_id"]) == (vocabulary.bos_id, vocabulary.pad_id)
+
+
+def _it_jax_greedy(directory: pathlib.Path, prompt: list[int], stop_ids: set[int]) -> list[int]:
+    model = loading.load_model(directory)
+    raw = layout_lib.PromptLayout("decoder_only", start_id=None, inputs_eos=True)  # the ids as given
+    predictor = predictor_lib.Predictor(
+        spec=model.spec, params=model.params, layout=raw, eos_id=model.vocabulary.eos_id, batch_size=1,
+        max_decode_length=NEW_TOKENS,
+    )
+    ids = predictor.generate([prompt])[0]
+    stops = [i for i, token in enumerate(ids) if token in stop_ids]
+    return ids[: stops[0] + 1] if stops else ids
+
+
+def test_transformers_generates_what_it_jax_generates(exported):
+    fmt, pretrained_dir, hf_dir = exported
+    if fmt != "chatml":
+        pytest.skip("one format suffices for generation")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    text = tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
+    vocabulary = hf_vocab.HFTokenizerVocabulary(pretrained_dir)
+    assert prompt == vocabulary.encode(text)
+    model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, attn_implementation="eager")
+    with torch.no_grad():
+        output = model.generate(
+            torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            max_new_tokens=NEW_TOKENS, do_sample=False,
+        )
+    hf_ids = output[0, len(prompt):].tolist()
+    stop_ids = set(np.atleast_1d(model.generation_config.eos_token_id).tolist())
+    assert stop_ids == {vocabulary.eos_id, vocabulary.tokenizer.token_to_id("<|im_end|>")}
+    it_jax_ids = _it_jax_greedy(pretrained_dir, prompt, stop_ids)
+    assert len(it_jax_ids) >= 8 and hf_ids == it_jax_ids
+
+
+def test_byte_run_exports_its_chat_template(tmp_path):
+    vocabulary = seqio.ByteVocabulary()
+    pretrained_dir, hf_dir = _export(tmp_path, vocabulary, "chatml")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    assert type(tokenizer).__name__ == "ByT5Tokenizer"
+    got = tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
+    assert got == chat.apply_chat_template("chatml", MESSAGES, add_generation_prompt=True)
+    assert tokenizer(got, add_special_tokens=False)["input_ids"] == list(vocabulary.encode(got))
+    # "<|im_end|>" is ten bytes, not one token: EOS alone ends generation; the byte vocabulary has no BOS.
+    generation = json.loads((hf_dir / "generation_config.json").read_text())
+    assert generation == {"eos_token_id": 1, "pad_token_id": 0}
+    assert sorted(p.name for p in pretrained_dir.iterdir()) == ["model.json", "params", "tokenizer_config.json"]
+
+
+def test_a_run_without_run_json_exports_no_chat_template(tmp_path):
+    chat_runs.make_run(tmp_path / "run", seqio.ByteVocabulary(), chat_format=None)
+    (tmp_path / "run" / "run.json").unlink()
+    _convert("--from_run", tmp_path / "run", "--out", tmp_path / "pretrained")
+    assert hf_tokenizer_files.recorded_chat_template(tmp_path / "pretrained") is None
+    assert not (tmp_path / "pretrained" / "tokenizer_config.json").exists()
