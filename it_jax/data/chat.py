@@ -35,7 +35,7 @@ import numpy as np
 import tokenizers
 
 from it_jax import errors
-from it_jax.data import chat_sources
+from it_jax.data import chat_sources, offsets
 
 Message = chat_sources.Message
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
@@ -237,21 +237,34 @@ def _tokenizer(directory: str) -> tokenizers.Tokenizer:
     return tokenizers.Tokenizer.from_file(str(path))
 
 
+def weigh_tokens(starts: np.ndarray, spans: Sequence[Span]) -> np.ndarray:
+    """Per-token loss weights (float32): a token takes the weight of the span holding its first character, the
+    last span listed winning; 0 outside every span."""
+    weights = np.zeros(len(starts), dtype=np.float32)
+    for start, end, weight in spans:
+        weights[(starts >= start) & (starts < end)] = weight
+    return weights
+
+
+def conversation_tokens(fmt: ChatFormat, messages: Sequence[Message], vocabulary: Any, *,
+                        train_on: str = "assistant") -> tuple[np.ndarray, np.ndarray]:
+    """Token ids (int32) of the conversation rendered by `fmt` and their loss weights (see `turn_spans`).
+
+    `vocabulary`: anything `offsets.encode_with_starts` takes (a seqio Byte or SentencePiece vocabulary, an HF
+    tokenizer vocabulary, a `tokenizers.Tokenizer`); no special tokens are added beyond those the template writes.
+    """
+    whole, spans = turn_spans(fmt, messages, train_on)
+    ids, starts = offsets.encode_with_starts(vocabulary, whole)
+    return ids, weigh_tokens(starts, spans)
+
+
 def tokenize_conversation(tokenizer_dir: str | os.PathLike, messages: Sequence[Message], *,
                           train_on: str = "assistant", chat_format_name: str | None = None,
                           ) -> tuple[np.ndarray, np.ndarray]:
     """Token ids (int32) of the rendered conversation and per-token loss weights (float32, 0 or 1).
 
     Renders with the directory's chat template, or the built-in `chat_format_name`; tokenizes with the
-    directory's `tokenizer.json`, adding no special tokens beyond those the template writes. Weights follow
-    `train_on` (see `turn_spans`); a token takes the weight of the span holding its first character, the last
-    span listed winning.
+    directory's `tokenizer.json` (see `conversation_tokens`).
     """
     fmt = chat_format(chat_format_name if chat_format_name is not None else tokenizer_dir)
-    whole, spans = turn_spans(fmt, messages, train_on)
-    encoding = _tokenizer(str(tokenizer_dir)).encode(whole, add_special_tokens=False)
-    starts = np.array([start for start, _ in encoding.offsets], dtype=np.int64)
-    weights = np.zeros(len(starts), dtype=np.float32)
-    for start, end, weight in spans:
-        weights[(starts >= start) & (starts < end)] = weight
-    return np.array(encoding.ids, dtype=np.int32), weights
+    return conversation_tokens(fmt, messages, _tokenizer(str(tokenizer_dir)), train_on=train_on)

@@ -29,77 +29,12 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 import seqio
 
-from it_jax.data import tasks as tasks_lib
 from it_jax.data.layout import PromptLayout
+from it_jax.data.tokenized import TokenizedTask, ragged, tokenize_task
 
 _CHUNK = 64  # examples drawn at a time while packing rows
 # Recorded with checkpoints: a resumed run must read the same stream (see `it_jax.train.resume`).
 STREAM_VERSION = "packed_input/1"
-
-
-# ----------------------------------------------------------------------------------------------- tokenizing
-def _ragged(pieces: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Flat int32 tokens and int64 offsets (n + 1) of a list of token arrays."""
-    lengths = np.fromiter((len(p) for p in pieces), np.int64, len(pieces))
-    offsets = np.zeros(len(pieces) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    flat = np.concatenate(pieces).astype(np.int32) if pieces else np.zeros(0, np.int32)
-    return flat, offsets
-
-
-def encode_texts(vocabulary: seqio.Vocabulary, texts: Sequence[str]) -> list[np.ndarray]:
-    """Token ids of each text, as `vocabulary.encode` gives them (no EOS), in bulk where possible."""
-    if isinstance(vocabulary, seqio.ByteVocabulary):
-        encoded = [t.encode("utf-8") for t in texts]
-        lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
-        flat = np.frombuffer(b"".join(encoded), np.uint8).astype(np.int32) + vocabulary._num_special_tokens
-        return np.split(flat, np.cumsum(lengths)[:-1]) if texts else []
-    if isinstance(vocabulary, seqio.SentencePieceVocabulary):
-        return [np.asarray(ids, np.int32) for ids in vocabulary.tokenizer.EncodeAsIds(list(texts))]
-    if hasattr(vocabulary, "tokenizer_dir"):  # an hf_vocab.HFTokenizerVocabulary: a Rust batch encode
-        encodings = vocabulary.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [np.asarray(e.ids, np.int32) for e in encodings]
-    return [np.asarray(vocabulary.encode(t), np.int32) for t in texts]
-
-
-def trim_and_append_eos(ids: np.ndarray, length: int, eos_id: int, add_eos: bool = True) -> np.ndarray:
-    """seqio's `append_eos_after_trim`: keep `length - 1` tokens and append EOS (else trim to `length`)."""
-    if not add_eos:
-        return ids[:length]
-    return np.append(ids[: length - 1], np.int32(eos_id)).astype(np.int32)
-
-
-@dataclasses.dataclass(frozen=True)
-class TokenizedTask:
-    """One task's examples, tokenized: per stream, flat tokens and offsets (example i: flat[off[i]:off[i+1]])."""
-
-    name: str
-    inputs: tuple[np.ndarray, np.ndarray]
-    targets: tuple[np.ndarray, np.ndarray]
-
-    @property
-    def size(self) -> int:
-        return len(self.inputs[1]) - 1
-
-
-def tokenize_task(
-    name: str,
-    split: str,
-    vocabulary: seqio.Vocabulary,
-    task_feature_lengths: Mapping[str, int],
-) -> TokenizedTask:
-    """Renders `split` of seqio task `name` and tokenizes it as its seqio pipeline does (EOS after trim)."""
-    info = tasks_lib.task_info(name)
-    examples = list(info.render(split, tasks_lib.template_index(name), tasks_lib.task_variant(name)))
-    features = seqio.get_mixture_or_task(name).output_features
-    streams = []
-    for key in ("inputs", "targets"):
-        feature = features[key]
-        eos = vocabulary.eos_id  # the vocabulary the tokens come from
-        ids = encode_texts(vocabulary, [e[key] for e in examples])
-        length = task_feature_lengths[key]
-        streams.append(_ragged([trim_and_append_eos(t, length, eos, feature.add_eos) for t in ids]))
-    return TokenizedTask(name, *streams)
 
 
 # ----------------------------------------------------------------------------------------------- the store
@@ -108,8 +43,9 @@ class ExampleStore:
     """All tasks' examples in one flat array per stream, layout applied.
 
     Encoder-decoder: streams `inputs` and `targets` (what the encoder and decoder rows hold).
-    Decoder layouts: one stream `sequence` = prompt + targets; its row footprint is `len(sequence) - 1`, and
-    `prompt_width[i]` is the prompt's length.
+    Decoder layouts: one stream `sequence` = prompt + targets; its row footprint is `len(sequence) - 1`,
+    `prompt_width[i]` is the prompt's length and `token_weights` (aligned with the flat sequence tokens) the
+    loss weight of predicting each token: 1 on targets, a chat task's own weights on conversations.
     """
 
     streams: dict[str, tuple[np.ndarray, np.ndarray]]
@@ -117,6 +53,7 @@ class ExampleStore:
     cumulative_shares: np.ndarray  # the tasks' normalized rates, cumulated
     task_names: tuple[str, ...]
     prompt_width: np.ndarray | None = None
+    token_weights: np.ndarray | None = None
 
     def footprint(self, stream: str, ids: np.ndarray) -> np.ndarray:
         """The positions examples `ids` take in a row of `stream`."""
@@ -125,17 +62,38 @@ class ExampleStore:
         return width - 1 if stream == "sequence" else width
 
 
-def _decoder_sequences(tasks: Sequence[TokenizedTask], layout: PromptLayout) -> tuple[list[np.ndarray], np.ndarray]:
-    """Each example's `[start] inputs [EOS] targets` sequence and its prompt width, as the layout says."""
+def _decoder_sequences(
+    tasks: Sequence[TokenizedTask], layout: PromptLayout
+) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+    """Each example's `[start] inputs [EOS] targets` sequence (ragged), its prompt width, and the loss weight of
+    each sequence token (1 from the prompt's end on; a conversation's own weights, after its start token).
+
+    A conversation that opens with the start token itself (a template writing the BOS) gets no second one.
+    """
     start = [] if layout.start_id is None else [layout.start_id]
-    sequences, widths = [], []
+    sequences, widths, explicit = [], [], {}
     for task in tasks:
         (fi, oi), (ft, ot) = task.inputs, task.targets
         for i in range(task.size):
-            prompt = fi[oi[i] : oi[i + 1]] if layout.inputs_eos else fi[oi[i] : oi[i + 1] - 1]
-            sequences.append(np.concatenate([np.asarray(start, np.int32), prompt, ft[ot[i] : ot[i + 1]]]))
-            widths.append(len(start) + len(prompt))
-    return sequences, np.asarray(widths, np.int32)
+            targets = ft[ot[i] : ot[i + 1]]
+            if task.weights is None:
+                prompt = fi[oi[i] : oi[i + 1]] if layout.inputs_eos else fi[oi[i] : oi[i + 1] - 1]
+                head = np.concatenate([np.asarray(start, np.int32), prompt])
+            else:
+                head = np.asarray([] if start and targets[:1].tolist() == start else start, np.int32)
+                flat_weights, weight_offsets = task.weights
+                weights = flat_weights[weight_offsets[i] : weight_offsets[i + 1]]
+                explicit[len(sequences)] = np.concatenate([np.zeros(len(head), np.uint8), weights])
+            sequences.append(np.concatenate([head, targets]))
+            widths.append(len(head))
+    flat, offsets = ragged(sequences)
+    widths = np.asarray(widths, np.int32)
+    lengths = np.diff(offsets)
+    positions = np.arange(len(flat)) - np.repeat(offsets[:-1], lengths)
+    token_weights = (positions >= np.repeat(widths, lengths)).astype(np.uint8)
+    for example, weights in explicit.items():
+        token_weights[offsets[example] : offsets[example + 1]] = weights
+    return (flat, offsets), widths, token_weights
 
 
 def build_store(tasks: Sequence[TokenizedTask], rates: Sequence[float], layout: PromptLayout) -> ExampleStore:
@@ -145,14 +103,10 @@ def build_store(tasks: Sequence[TokenizedTask], rates: Sequence[float], layout: 
     shares = np.asarray(rates, np.float64) / np.sum(rates)
     names = tuple(t.name for t in tasks)
     if layout.decoder_only:
-        sequences, widths = _decoder_sequences(tasks, layout)
-        return ExampleStore(
-            {"sequence": _ragged(sequences)},
-            task_base,
-            np.cumsum(shares),
-            names,
-            widths,
-        )
+        sequence, widths, token_weights = _decoder_sequences(tasks, layout)
+        return ExampleStore({"sequence": sequence}, task_base, np.cumsum(shares), names, widths, token_weights)
+    if any(t.weights is not None for t in tasks):
+        raise ValueError("weighted conversations need a decoder layout; encoder-decoder reads seqio's chat view")
 
     def joined(key: str) -> tuple[np.ndarray, np.ndarray]:
         parts = [getattr(t, key) for t in tasks]
@@ -320,7 +274,7 @@ def decoder_features(store: ExampleStore, rows: list[np.ndarray], length: int, p
     features = {
         "decoder_target_tokens": _scatter((n, length), seq, flat[seq.source + 1]),
         "decoder_input_tokens": _scatter((n, length), seq, flat[seq.source]),
-        "decoder_loss_weights": _scatter((n, length), seq, (seq.positions >= width - 1).astype(np.int32)),
+        "decoder_loss_weights": _scatter((n, length), seq, store.token_weights[seq.source + 1].astype(np.int32)),
         "decoder_causal_attention": _scatter((n, length), seq, (seq.positions < width).astype(np.int32)),
     }
     if pack:
@@ -346,16 +300,17 @@ class PackedInput:
     ):
         names, rates = mixture_tasks(mixture_or_task)
         lengths = dict(task_feature_lengths)
-        tokenized = [tokenize_task(name, split, vocabulary, lengths) for name in names]
-        self.tasks = tokenized
-        self.store = build_store(tokenized, rates, layout)
         self.layout, self.pack, self.seed = layout, pack, seed
+        max_tokens = None  # a conversation's room in a decoder row, after the start token
         if layout.decoder_only:
             self.length = lengths["inputs"] + lengths["targets"] + (layout.start_id is not None) - 1
             self.row_lengths = {"sequence": self.length}
+            max_tokens = self.length + 1 - (layout.start_id is not None)
         else:
             self.lengths = lengths
             self.row_lengths = lengths
+        self.tasks = [tokenize_task(name, split, vocabulary, lengths, max_tokens=max_tokens) for name in names]
+        self.store = build_store(self.tasks, rates, layout)
 
     def example(self, example_id: int) -> tuple[str, np.ndarray, np.ndarray]:
         """Task name, tokenized inputs and targets of a global example id."""

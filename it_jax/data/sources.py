@@ -229,3 +229,39 @@ class RenamedSplits:
 
     def location(self, split: str, index: int | None = None) -> str:
         return locate(self.source, self.names.get(split, split), index)
+
+
+class HeldOut:
+    """One split of `source` divided in two: every `every`-th record (index 0, every, 2·every, ...) is the
+    held-out split, the others the kept one; e.g. a validation split of a dataset published with only a
+    train split. Both keep the order and the file locations of the records."""
+
+    def __init__(self, source: Source, *, split: str = "train", every: int = 20,
+                 kept: str = "train", held_out: str = "validation"):
+        if every < 2:
+            raise ValueError(f"every must be at least 2, got {every}")
+        self.source, self.split, self.every = source, split, every
+        self.kept, self.held_out = kept, held_out
+        self.splits = (kept, held_out)
+
+    def _source_index(self, split: str, index: int) -> int:
+        if split == self.held_out:
+            return index * self.every
+        return (index // (self.every - 1)) * self.every + index % (self.every - 1) + 1
+
+    def examples(self, split: str) -> Iterator[Example]:
+        _check_split(f"held-out split of {locate(self.source, self.split)}", split, self.splits)
+        held = split == self.held_out
+        for index, example in enumerate(self.source.examples(self.split)):
+            if (index % self.every == 0) == held:
+                yield example
+
+    def num_examples(self, split: str) -> int:
+        _check_split(f"held-out split of {locate(self.source, self.split)}", split, self.splits)
+        total = self.source.num_examples(self.split)
+        held = -(-total // self.every)
+        return held if split == self.held_out else total - held
+
+    def location(self, split: str, index: int | None = None) -> str:
+        source_index = None if index is None else self._source_index(split, index)
+        return locate(self.source, self.split, source_index)

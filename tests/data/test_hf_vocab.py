@@ -11,7 +11,7 @@ import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from it_jax.data import context as context_lib
-from it_jax.data import hf_vocab, packed_input, tasks, vocab
+from it_jax.data import hf_vocab, tasks, tokenized, vocab
 
 SPECIALS = ["<|begin_of_text|>", "<|eot_id|>", "<pad>"]
 WORDS = ["the", "cat", "sat", "on", "mat", "café", "naïve", "über", "日本語", "東京", "🙂", "🚀", "déjà", "vu"]
@@ -68,7 +68,7 @@ def test_ids_and_special_ids_are_the_tokenizers(vocabulary, reference):
     assert vocabulary.encode("<|begin_of_text|>Hi<|eot_id|>")[0] == bos  # special tokens in text: one id each
     assert vocabulary.encode("<|begin_of_text|>Hi<|eot_id|>")[-1] == eot
     assert vocabulary.vocab_size == reference.get_vocab_size(with_added_tokens=True) == pad + 1
-    ids = packed_input.encode_texts(vocabulary, TEXTS)
+    ids = tokenized.encode_texts(vocabulary, TEXTS)
     assert [i.tolist() for i in ids] == [vocabulary.encode(t) for t in TEXTS]
 
 

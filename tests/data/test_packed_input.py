@@ -10,6 +10,7 @@ import tensorflow as tf
 from it_jax.data import layout as layout_lib
 import mixtures.synthetic as synthetic
 from it_jax.data import packed_input, pipeline, vocab
+from it_jax.data import tokenized as tokenized_lib
 from it_jax.data.context import TaskContext
 
 pytestmark = pytest.mark.usefixtures("synthetic_tasks")
@@ -38,7 +39,7 @@ SPIECE = os.path.join(
 @pytest.fixture(scope="module")
 def tokenized(synthetic_tasks):
     names, rates = packed_input.mixture_tasks(MIXTURE)
-    return [packed_input.tokenize_task(n, "train", vocab.make_vocabulary(), LENGTHS) for n in names], rates
+    return [tokenized_lib.tokenize_task(n, "train", vocab.make_vocabulary(), LENGTHS) for n in names], rates
 
 
 def _source(tokenized, layout, pack=True, seed=0):
@@ -132,7 +133,7 @@ def test_sentencepiece_tokenization_equals_seqio():
     vocabulary = vocab.make_vocabulary(sentencepiece_model=SPIECE)
     synthetic.register(TaskContext(vocabulary))
     try:
-        task = packed_input.tokenize_task("synthetic_caesar_cipher", "train", vocabulary, LENGTHS)
+        task = tokenized_lib.tokenize_task("synthetic_caesar_cipher", "train", vocabulary, LENGTHS)
         expected = _seqio_tokens("synthetic_caesar_cipher", 20)
     finally:
         synthetic.register(TaskContext())  # back to the module's byte vocabulary
@@ -153,7 +154,7 @@ def test_skipping_is_free_and_lands_on_the_uninterrupted_batch(tokenized, monkey
     monkeypatch.setattr(
         packed_input,
         "tokenize_task",
-        lambda name, *a: tasks[[t.name for t in tasks].index(name)],
+        lambda name, *a, **k: tasks[[t.name for t in tasks].index(name)],
     )
     kwargs = {
         "task_feature_lengths": LENGTHS,

@@ -7,6 +7,7 @@ import pytest
 
 from it_jax.data.sources import (
     GeneratorSource,
+    HeldOut,
     JsonlSource,
     SourceError,
     TfdsSource,
@@ -122,3 +123,18 @@ def test_the_environment_does_not_choose_the_data(tmp_path, monkeypatch):
     _write_jsonl(tmp_path / "ds" / "train.jsonl", [{"v": "env"}])
     monkeypatch.setenv("IT_JAX_DATA_DIR", str(tmp_path))
     assert TfdsSource("ds", splits=("train",)).mirror() is None
+
+
+def test_held_out_split_takes_every_nth_record_and_keeps_locations(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"i": i}) + "\n" for i in range(45)))
+    source = HeldOut(JsonlSource({"train": path}), every=10)
+    held = [e["i"] for e in source.examples("validation")]
+    kept = [e["i"] for e in source.examples("train")]
+    assert held == [0, 10, 20, 30, 40]
+    assert sorted(held + kept) == list(range(45)) and not set(held) & set(kept)
+    assert (source.num_examples("validation"), source.num_examples("train")) == (5, 40)
+    assert source.location("validation", 2) == f"{path}:21"
+    assert source.location("train", 9) == f"{path}:12"  # kept record 9 is source record 11
+    with pytest.raises(SourceError, match="test"):
+        next(source.examples("test"))
