@@ -93,12 +93,16 @@ def recorded_chat_template(directory: str | pathlib.Path) -> str | None:
 
 def end_of_turn(format_name: str) -> str:
     """The text a format writes after an assistant reply (e.g. "<|im_end|>", "<|eot_id|>", "</s>"), found by
-    rendering a reply; its special `eos_token` when it writes nothing there, else ""."""
+    rendering a user turn and a reply; its special `eos_token` when it writes nothing there (or refuses that
+    conversation), else ""."""
     from it_jax.data import chat
 
     fmt = chat.chat_format(format_name)
     messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _PROBE}]
-    rendered = chat.render(fmt, messages)
+    try:
+        rendered = chat.render(fmt, messages)
+    except chat.ChatTemplateError:  # a template that refuses this conversation: its EOS ends turns
+        rendered = ""
     after = rendered[rendered.index(_PROBE) + len(_PROBE):].strip() if _PROBE in rendered else ""
     return after or dict(fmt.special_tokens).get("eos_token", "")
 

@@ -2,6 +2,7 @@
 a BPE tokenizer trained in the test (and of a byte-vocabulary run): transformers' tokenizer renders the run's chat
 template as it_jax does, and its greedy generation from the chat prompt equals it_jax's."""
 
+import dataclasses
 import importlib.util
 import json
 import pathlib
@@ -41,9 +42,9 @@ def _convert(*argv) -> None:
         sys.argv = saved
 
 
-def _export(root: pathlib.Path, vocabulary, chat_format: str | None) -> tuple[pathlib.Path, pathlib.Path]:
+def _export(root: pathlib.Path, vocabulary, chat_format: str | None, config=chat_runs.CONFIG):
     """(pretrained directory, Hugging Face directory) of a run made with `vocabulary` and `chat_format`."""
-    chat_runs.make_run(root / "run", vocabulary, chat_format=chat_format)
+    chat_runs.make_run(root / "run", vocabulary, chat_format=chat_format, config=config)
     _convert("--from_run", root / "run", "--out", root / "pretrained")
     _convert("--to_hf", root / "pretrained", "--out", root / "hf")
     return root / "pretrained", root / "hf"
@@ -115,10 +116,9 @@ def _it_jax_greedy(directory: pathlib.Path, prompt: list[int], stop_ids: set[int
     return ids[: stops[0] + 1] if stops else ids
 
 
+@pytest.mark.parametrize("exported", ["chatml"], indirect=True)  # one format suffices for generation
 def test_transformers_generates_what_it_jax_generates(exported):
-    fmt, pretrained_dir, hf_dir = exported
-    if fmt != "chatml":
-        pytest.skip("one format suffices for generation")
+    _, pretrained_dir, hf_dir = exported
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
     text = tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
     prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -157,3 +157,15 @@ def test_a_run_without_run_json_exports_no_chat_template(tmp_path):
     _convert("--from_run", tmp_path / "run", "--out", tmp_path / "pretrained")
     assert hf_tokenizer_files.recorded_chat_template(tmp_path / "pretrained") is None
     assert not (tmp_path / "pretrained" / "tokenizer_config.json").exists()
+
+
+def test_sentencepiece_run_exports_its_chat_template(tmp_path, shared_data):
+    vocabulary = seqio.SentencePieceVocabulary(str(shared_data / "tokenizers" / "t5" / "spiece.model"))
+    config = dataclasses.replace(chat_runs.CONFIG, vocab_size=vocabulary.vocab_size)
+    _, hf_dir = _export(tmp_path, vocabulary, "tulu", config)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    got = tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
+    assert got == chat.apply_chat_template("tulu", MESSAGES, add_generation_prompt=True)
+    # "</s>" is T5's EOS, a control piece that text does not encode to: no second EOS.
+    generation = json.loads((hf_dir / "generation_config.json").read_text())
+    assert generation == {"eos_token_id": vocabulary.eos_id, "pad_token_id": vocabulary.pad_id}
