@@ -69,6 +69,16 @@ class PromptLayout:
             raise ValueError("empty prompt: the layout has no start token and the inputs are empty")
         return prompt
 
+    def conversation_start(self, ids: Sequence[int]) -> list[int]:
+        """What opens a rendered conversation's tokens `ids` in a decoder row: the start token, unless there is
+        none or the conversation already opens with it (a chat template that writes the BOS itself). Chat
+        training and chat inference both call this, so a conversation reaches the model as it was trained."""
+        if not self.decoder_only:
+            raise ValueError("conversations are whole decoder sequences; an encoder-decoder layout has none")
+        if self.start_id is None or (len(ids) and int(ids[0]) == self.start_id):
+            return []
+        return [self.start_id]
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

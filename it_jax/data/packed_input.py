@@ -80,7 +80,7 @@ def _decoder_sequences(
                 prompt = fi[oi[i] : oi[i + 1]] if layout.inputs_eos else fi[oi[i] : oi[i + 1] - 1]
                 head = np.concatenate([np.asarray(start, np.int32), prompt])
             else:
-                head = np.asarray([] if start and targets[:1].tolist() == start else start, np.int32)
+                head = np.asarray(layout.conversation_start(targets), np.int32)
                 flat_weights, weight_offsets = task.weights
                 weights = flat_weights[weight_offsets[i] : weight_offsets[i + 1]]
                 explicit[len(sequences)] = np.concatenate([np.zeros(len(head), np.uint8), weights])

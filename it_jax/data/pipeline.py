@@ -15,12 +15,14 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import seqio
 import tensorflow as tf
 
 from it_jax import errors
+from it_jax.data import chat_tasks, mixing, packed_input
 from it_jax.data.layout import PromptLayout
 
 
@@ -163,10 +165,18 @@ def host_batches(
 
     The pipeline is deterministic given `seed`, so skipping `skip_batches` reproduces exactly the batches
     that an uninterrupted run would have seen after that many steps. Unreadable data raises a `DataError`
-    naming the task, split, file and line.
+    naming the task, split, file and line. A mixture with chat tasks on a decoder layout is read as training
+    reads it (`packed_input`: whole conversations with their turn weights, drawn by `seed`).
     """
     if batch_size % num_shards:
         raise ValueError(f"global batch size {batch_size} is not divisible by the {num_shards} input shards")
+    if layout.decoder_only and any(chat_tasks.chat_task_info(name) for name in mixing.task_names(mixture_or_task)):
+        yield from _weighted_conversations(
+            mixture_or_task, task_feature_lengths=task_feature_lengths, layout=layout, batch_size=batch_size,
+            split=split, pack=pack, seed=seed, repeat=repeat, shard_index=shard_index, num_shards=num_shards,
+            skip_batches=skip_batches,
+        )
+        return
     dataset = seqio.get_dataset(
         mixture_or_task,
         task_feature_lengths=dict(task_feature_lengths),
@@ -184,3 +194,14 @@ def host_batches(
     with data_errors():
         for batch in dataset.prefetch(2).as_numpy_iterator():
             yield {name: np.asarray(value) for name, value in batch.items()}
+
+
+def _weighted_conversations(mixture_or_task: str, *, repeat: bool, **settings: Any) -> Iterator[dict[str, np.ndarray]]:
+    """Batches of a mixture with chat tasks, from `packed_input` (seqio's view has one turn and no weights)."""
+    if not repeat:
+        raise ValueError(
+            f"{mixture_or_task!r} has chat tasks, which a decoder layout reads with packed_input's endless draws: "
+            "read a number of batches (repeat=True) instead of one pass"
+        )
+    vocabulary = next(iter(seqio.get_mixture_or_task(mixture_or_task).output_features.values())).vocabulary
+    yield from packed_input.packed_batches(mixture_or_task, vocabulary=vocabulary, **settings)

@@ -10,7 +10,7 @@ import pytest
 import seqio
 
 import mixtures.synthetic as synthetic
-from it_jax.data import chat_tasks, mixing, packed_input
+from it_jax.data import chat_tasks, mixing, packed_input, pipeline
 from it_jax.data import layout as layout_lib
 from it_jax.data.context import TaskContext
 from it_jax.models import decoder
@@ -173,3 +173,13 @@ def test_a_conversation_without_an_assistant_turn_names_its_line(tmp_path):
     seqio.TaskRegistry.remove("test_no_reply")
     with pytest.raises(chat_tasks.errors.DataError, match=r"conversation 1 \(.*validation.jsonl:2\): it has no assistant turn"):
         list(info.render("validation"))
+
+
+def test_the_seqio_pipeline_reads_chat_tasks_as_training_does(chat_task):
+    settings = dict(task_feature_lengths=LENGTHS, layout=LAYOUT, batch_size=4, split="validation", seed=3)
+    via_pipeline = next(pipeline.host_batches(chat_task, **settings))
+    via_packed = next(packed_input.packed_batches(chat_task, vocabulary=BYTES, **settings))
+    assert via_pipeline.keys() == via_packed.keys()
+    assert all(np.array_equal(via_pipeline[k], via_packed[k]) for k in via_packed)
+    with pytest.raises(ValueError, match="chat tasks"):
+        next(pipeline.host_batches(chat_task, repeat=False, **settings))

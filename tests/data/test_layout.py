@@ -74,3 +74,13 @@ def test_default_layout_uses_the_vocabulary_bos_or_pad():
     assert layout.default_layout("encoder_decoder", byte) == layout.ENCODER_DECODER
     assert layout.default_layout("prefix_lm", byte) == layout.PREFIX_LM
     assert layout.default_layout("decoder_only", byte) == layout.causal_lm(0)
+
+
+def test_a_conversation_gets_the_start_token_once():
+    llama = layout.causal_lm(128000)
+    assert llama.conversation_start([128000, 5, 6]) == []  # the template wrote the BOS
+    assert llama.conversation_start([5, 6]) == [128000]
+    assert layout.causal_lm(None).conversation_start([5, 6]) == []  # Qwen: no BOS
+    assert layout.causal_lm(0).conversation_start([5, 6]) == [0]  # trained here with seqio's start
+    with pytest.raises(ValueError, match="encoder-decoder"):
+        layout.ENCODER_DECODER.conversation_start([5])
