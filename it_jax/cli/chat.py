@@ -18,7 +18,9 @@ The prompt is the template's rendering with the generation prompt, tokenized wit
 nothing added: the template writes every special token the model reads (Llama 3's writes its BOS; the prompt
 layout's start token is not added again), as chat training tokenizes conversations. An encoder-decoder reads it
 with EOS appended, as task inputs are. Generation stops at the vocabulary's EOS, and the reply is cut at the
-chat format's end-of-turn text (e.g. "<|im_end|>", which a byte vocabulary spells in ten tokens).
+chat format's end-of-turn text (e.g. "<|im_end|>", which a byte vocabulary spells in ten tokens); where the
+end-of-turn is one token other than EOS, generation stops there instead, and an EOS before it still ends the
+reply.
 """
 
 from __future__ import annotations
@@ -133,11 +135,16 @@ class Chat:
 
         self.run = run
         self.max_input_length = args.max_input_length
+        vocabulary = run.vocabulary
         self.end_of_turn = hf_tokenizer_files.end_of_turn(run.chat_format_name())
+        # Decoding stops at one id: the end-of-turn token when it is one (a chat model ends its turn there);
+        # an EOS before it ends the text all the same (vocabularies decode up to EOS), only later.
+        turn_id = hf_tokenizer_files.end_of_turn_id(vocabulary.encode, run.chat_format_name(), vocabulary.eos_id)
         # The prompt ids as given: `chat_prompt` built the whole sequence.
         raw = layout_lib.PromptLayout(run.layout.architecture, start_id=None, inputs_eos=True)
         self.predictor = predictor_lib.Predictor(
-            spec=run.model.spec, params=run.model.params, layout=raw, eos_id=run.vocabulary.eos_id,
+            spec=run.model.spec, params=run.model.params, layout=raw,
+            eos_id=vocabulary.eos_id if turn_id is None else turn_id,
             batch_size=batch_size, max_decode_length=args.max_decode_length, decode=common.decode_options(args),
             seed=args.seed,
         )

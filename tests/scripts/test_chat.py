@@ -7,6 +7,7 @@ import io
 import json
 import pathlib
 import sys
+import types
 
 import chat_runs
 import pytest
@@ -14,6 +15,7 @@ import seqio
 
 from it_jax.cli import chat as chat_cli
 from it_jax.data import chat, hf_vocab
+from it_jax.data import layout as layout_lib
 from it_jax.evaluation import loading
 from it_jax.evaluation import predictor as predictor_lib
 from it_jax.run_context import RunContext
@@ -137,3 +139,23 @@ def test_bad_conversations_fail_before_loading(tmp_path):
     with pytest.raises(SystemExit) as raised:
         _chat_main(["--checkpoint", str(tmp_path / "missing"), "--input_file", str(source)])
     assert str(raised.value.code) == f"error: {source}:1: the last message must be the user's: the model replies to it"
+
+
+def test_a_one_token_end_of_turn_stops_generation_and_an_eos_still_ends_the_reply(tmp_path):
+    vocabulary = hf_vocab.HFTokenizerVocabulary(chat_runs.write_bpe_tokenizer(tmp_path / "tokenizer"))
+    chat_runs.make_run(tmp_path / "run", vocabulary, chat_format="chatml")
+    args = chat_cli.parse_args(["--checkpoint", str(tmp_path / "run")])
+    session = chat_cli.Chat(chat_cli.load(args), args)
+    assert session.predictor.eos_id == vocabulary.tokenizer.token_to_id("<|im_end|>") != vocabulary.eos_id
+    paris = vocabulary.encode("Paris")
+    session.predictor.generate = lambda inputs: [paris + [vocabulary.eos_id] + vocabulary.encode(" more"), paris]
+    assert session.replies([[{"role": "user", "content": "Hi"}]] * 2) == ["Paris", "Paris"]
+
+
+def test_an_encoder_decoder_reads_the_rendering_and_eos():
+    run = types.SimpleNamespace(
+        vocabulary=seqio.ByteVocabulary(), layout=layout_lib.ENCODER_DECODER, chat_format_name=lambda: "chatml"
+    )
+    messages = [{"role": "user", "content": "Hi"}]
+    text = chat.apply_chat_template("chatml", messages, add_generation_prompt=True)
+    assert chat_cli.chat_prompt(run, messages) == list(seqio.ByteVocabulary().encode(text)) + [1]
