@@ -6,6 +6,7 @@ import seqio
 import gin
 import mixtures.flan2021 as flan
 from it_jax import launch
+from it_jax.cli import train as train_cli  # noqa: F401  (registers `main`, which run files bind)
 from it_jax.data import mixing, sources, tasks
 from it_jax.data.context import TaskContext
 from it_jax.models import t5
@@ -67,3 +68,32 @@ def test_flan2021_heldout_recipe_makes_its_run_config(shared_data):
     assert run.task_modules == ("mixtures.flan2021",)
     assert dict(run.task_feature_lengths) == {"inputs": 1024, "targets": 256}
     assert run.vocabulary.vocab_size == 32100  # 32,000 pieces + 100 extra ids, within the model's 32,128
+
+
+@pytest.mark.parametrize("recipe, bos, params, row", [
+    ("runs/sft_llama3_2_1b.gin", 128000, 1_235_814_400, 4096),
+    ("runs/sft_qwen2_5_0_5b.gin", None, 494_032_768, 2048),
+])
+def test_sft_recipes_fine_tune_the_converted_checkpoint_with_its_own_tokenizer_and_template(recipe, bos, params, row):
+    from it_jax.models import decoder
+
+    launch.parse_config([recipe])
+    train = gin.get_bindings("train_run")
+    vocabulary = gin.get_bindings("make_vocabulary")
+    assert train["init_from"] == vocabulary["tokenizer_dir"] == gin.query_parameter("%CHECKPOINT")
+    assert gin.query_parameter("causal_lm.bos_id") == bos
+    assert gin.query_parameter("run_config.chat_format") is None  # the checkpoint's own chat template
+    assert gin.query_parameter("run_config.task_modules") == ["mixtures.chat"]
+    lengths = gin.query_parameter("run_config.task_feature_lengths")
+    assert lengths["inputs"] + lengths["targets"] == row
+    config = decoder.DecoderConfig(**gin.get_bindings("DecoderConfig"))
+    assert (config.dtype, config.remat_policy, config.scan_layers) == ("bfloat16", "minimal", True)
+    assert launch.model_spec(config).num_params() == params
+
+
+def test_the_tiny_sft_run_trains_a_causal_decoder_on_the_chat_collection():
+    launch.parse_config(["runs/sft_tiny.gin"])
+    assert gin.query_parameter("DecoderConfig.prefix_lm") is False
+    assert gin.query_parameter("run_config.chat_format") == "chatml"
+    assert gin.query_parameter("train_run.mixture") == "chat_sft"
+    assert "chat_oasst1" in gin.query_parameter("train_run.eval_mixture")  # never trained on
