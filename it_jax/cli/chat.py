@@ -14,9 +14,9 @@ with the reply appended to "messages" as an assistant message. Without it, each 
 the reply is printed and the history kept until `/reset` (or EOF). --system prepends a system message to
 conversations that have none.
 
-The prompt is the template's rendering with the generation prompt, tokenized with the run's vocabulary and
-nothing added: the template writes every special token the model reads (Llama 3's writes its BOS; the prompt
-layout's start token is not added again), as chat training tokenizes conversations. An encoder-decoder reads it
+The prompt is the template's rendering with the generation prompt, tokenized with the run's vocabulary, opened
+by the layout's start token unless the rendering opens with it (`PromptLayout.conversation_start`, as chat
+training builds rows: a Llama 3 template writes its BOS, which is not added again). An encoder-decoder reads it
 with EOS appended, as task inputs are. Generation stops at the vocabulary's EOS, and the reply is cut at the
 chat format's end-of-turn text (e.g. "<|im_end|>", which a byte vocabulary spells in ten tokens); where the
 end-of-turn is one token other than EOS, generation stops there instead, and an EOS before it still ends the
@@ -111,13 +111,15 @@ def checkpoint_chat_format(checkpoint: str | pathlib.Path, vocabulary: Any) -> s
 
 def chat_prompt(run: ChatRun, messages: Sequence[Message]) -> list[int]:
     """The ids the model reads before its reply: `apply_chat_template(run.chat_format_name(), messages,
-    add_generation_prompt=True)` tokenized by the run's vocabulary, nothing added (EOS appended for an
-    encoder-decoder's encoder)."""
+    add_generation_prompt=True)` tokenized by the run's vocabulary, after the layout's start token where the
+    rendering does not open with it (as chat training does); EOS appended for an encoder-decoder's encoder."""
     from it_jax.data import chat
 
     text = chat.apply_chat_template(run.chat_format_name(), messages, add_generation_prompt=True)
     ids = [int(i) for i in run.vocabulary.encode(text)]
-    return ids if run.layout.decoder_only else ids + [run.vocabulary.eos_id]
+    if not run.layout.decoder_only:
+        return ids + [run.vocabulary.eos_id]
+    return run.layout.conversation_start(ids) + ids
 
 
 def cut_reply(text: str, end_of_turn: str) -> str:

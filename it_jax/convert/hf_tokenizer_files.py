@@ -13,6 +13,11 @@ whatever tokenizer carries it. The tokenizer's own special tokens are never chan
 vocabulary reads (e.g. its EOS), and a Hugging Face tokenizer run always has an EOS (`HFTokenizerVocabulary`
 requires one), a byte or SentencePiece one its fixed EOS.
 
+Chat training and `it-jax-chat` put a decoder layout's start token before a conversation that does not open
+with it (`PromptLayout.conversation_start`: e.g. a BOS before ChatML); the Hugging Face template writes that
+token's text first, where the exported tokenizer reads it back as that one id, so that the prompt transformers
+tokenizes is the sequence the model was trained on.
+
 For decoders, `generation_config.json` gets the vocabulary's BOS, EOS and pad ids (transformers' Llama and Qwen
 configs otherwise default to ids of other tokenizers), and when the chat format's end-of-turn text is one token
 other than the EOS (ChatML's `<|im_end|>` in a tokenizer that has it), that id too as a second EOS: generation
@@ -36,6 +41,7 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 GENERATION_CONFIG_FILE = "generation_config.json"
 CHAT_TEMPLATE_FIELD = "chat_template"
 _PROBE = "\x00it_jax_reply\x00"  # a reply no template writes: what follows it is the end of the turn
+BYT5_SPECIAL_TOKENS = {0: "<pad>", 1: "</s>", 2: "<unk>"}  # as `hf.to_hf` writes ByT5Tokenizer's config
 
 
 def _read_json(path: pathlib.Path) -> dict[str, Any]:
@@ -160,6 +166,8 @@ def export_tokenizer_files(
     template = recorded_chat_template(source)
     if template is not None:
         path = pathlib.Path(out) / TOKENIZER_CONFIG_FILE
+        start = start_token_text(loaded, vocabulary, str(source))
+        template = template if start is None else f"{{{{- {json.dumps(start)} }}}}" + template
         _write_json(path, {**_read_json(path), CHAT_TEMPLATE_FIELD: template})
         written.append(CHAT_TEMPLATE_FIELD)
     if vocabulary is not None and registry.family(loaded.config) == "decoder":
@@ -171,6 +179,30 @@ def export_tokenizer_files(
                              pad_id=vocabulary.pad_id)
         written.append(GENERATION_CONFIG_FILE)
     return list(dict.fromkeys(written))
+
+
+def start_token_text(loaded: pretrained.Pretrained, vocabulary: Any, chat_format: str) -> str | None:
+    """The text of the start token a decoder's layout puts before conversations that do not open with it
+    (`PromptLayout.conversation_start`, as chat training and `it-jax-chat` do), when `chat_format`'s
+    renderings do not and the exported tokenizer reads that text back as the one id: a Hugging Face token
+    (e.g. a BOS before ChatML), or ByT5Tokenizer's `<pad>` (id 0, seqio's decoder start). None otherwise,
+    SentencePiece control pieces included (text does not encode to them)."""
+    from it_jax.data import chat
+    from it_jax.data import layout as layout_lib
+
+    if vocabulary is None or registry.family(loaded.config) != "decoder":
+        return None
+    layout = (layout_lib.PromptLayout.from_dict(loaded.layout) if loaded.layout
+              else layout_lib.default_layout(registry.architecture(loaded.config), vocabulary))
+    probe = [{"role": "user", "content": "hi"}]
+    rendered = list(vocabulary.encode(chat.apply_chat_template(chat_format, probe, add_generation_prompt=True)))
+    if not layout.decoder_only or not layout.conversation_start(rendered):
+        return None
+    if loaded.tokenizer_dir:
+        text = vocabulary.tokenizer.id_to_token(layout.start_id)
+        ids = vocabulary.tokenizer.encode(text, add_special_tokens=False).ids if text else []
+        return text if ids == [layout.start_id] else None
+    return BYT5_SPECIAL_TOKENS.get(layout.start_id) if loaded.byte_vocabulary else None
 
 
 @contextlib.contextmanager

@@ -15,11 +15,13 @@ import seqio
 import torch
 import transformers
 
+from it_jax.cli import chat as chat_cli
 from it_jax.convert import hf_tokenizer_files
 from it_jax.data import chat, hf_vocab
 from it_jax.data import layout as layout_lib
 from it_jax.evaluation import loading
 from it_jax.evaluation import predictor as predictor_lib
+from it_jax.run_context import RunContext
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 MESSAGES = [
@@ -70,7 +72,6 @@ def test_tokenizer_files_and_chat_template_are_exported(exported, tokenizer_dir)
     assert (hf_dir / "tokenizer.json").read_bytes() == (tokenizer_dir / "tokenizer.json").read_bytes()
     config = json.loads((hf_dir / "tokenizer_config.json").read_text())
     assert config["eos_token"] == "<|endoftext|>" and config["bos_token"] == "<|begin_of_text|>"  # kept
-    assert hf_tokenizer_files.recorded_chat_template(pretrained_dir) == config["chat_template"]
     # The format's special tokens that this tokenizer names differently are set in the template; Llama 3's
     # BOS is this tokenizer's own, so it is not set. The tokenizer's EOS stays.
     settings = {
@@ -78,20 +79,27 @@ def test_tokenizer_files_and_chat_template_are_exported(exported, tokenizer_dir)
         "llama3": '{%- set eos_token = "<|eot_id|>" %}',
         "tulu": '{%- set bos_token = "<s>" %}{%- set eos_token = "</s>" %}',
     }[fmt]
-    assert config["chat_template"] == settings + chat.FORMATS[fmt].template
+    assert hf_tokenizer_files.recorded_chat_template(pretrained_dir) == settings + chat.FORMATS[fmt].template
+    # The Hugging Face template also writes the layout's start token (the BOS) where the format does not.
+    start = "" if fmt == "llama3" else '{{- "<|begin_of_text|>" }}'
+    assert config["chat_template"] == start + settings + chat.FORMATS[fmt].template
 
 
 def test_transformers_renders_the_run_chat_template(exported):
     fmt, pretrained_dir, hf_dir = exported
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    start = "" if fmt == "llama3" else "<|begin_of_text|>"  # Llama 3's template writes the BOS itself
     for generation_prompt in (True, False):
         expected = chat.apply_chat_template(fmt, MESSAGES, add_generation_prompt=generation_prompt)
         got = tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=generation_prompt)
-        assert got == expected
-        # The exported it_jax directory renders the same text (what it-jax-chat reads there).
+        assert got == start + expected
+        assert got.startswith("<|begin_of_text|>") and not got.startswith("<|begin_of_text|>" * 2)
+        # The exported it_jax directory renders the format's text (what it-jax-chat reads there).
         assert chat.apply_chat_template(pretrained_dir, MESSAGES, generation_prompt) == expected
-    if fmt == "llama3":
-        assert expected.startswith("<|begin_of_text|>") and not expected.startswith("<|begin_of_text|>" * 2)
+    # The ids transformers feeds are it-jax-chat's prompt, the sequence chat training builds.
+    text = tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert ids == chat_cli.chat_prompt(RunContext.load(pretrained_dir.parent / "run"), MESSAGES)
 
 
 def test_generation_config_has_the_vocabulary_ids_and_the_end_of_turn(exported, tokenizer_dir):
@@ -123,7 +131,7 @@ def test_transformers_generates_what_it_jax_generates(exported):
     text = tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
     prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
     vocabulary = hf_vocab.HFTokenizerVocabulary(pretrained_dir)
-    assert prompt == vocabulary.encode(text)
+    assert prompt == chat_cli.chat_prompt(RunContext.load(pretrained_dir.parent / "run"), MESSAGES)
     model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, attn_implementation="eager")
     with torch.no_grad():
         output = model.generate(
@@ -143,8 +151,10 @@ def test_byte_run_exports_its_chat_template(tmp_path):
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
     assert type(tokenizer).__name__ == "ByT5Tokenizer"
     got = tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
-    assert got == chat.apply_chat_template("chatml", MESSAGES, add_generation_prompt=True)
-    assert tokenizer(got, add_special_tokens=False)["input_ids"] == list(vocabulary.encode(got))
+    # "<pad>" is ByT5Tokenizer's id 0, the start token the byte run's layout puts before conversations.
+    assert got == "<pad>" + chat.apply_chat_template("chatml", MESSAGES, add_generation_prompt=True)
+    ids = tokenizer(got, add_special_tokens=False)["input_ids"]
+    assert ids == chat_cli.chat_prompt(RunContext.load(tmp_path / "run"), MESSAGES) and ids[0] == 0
     # "<|im_end|>" is ten bytes, not one token: EOS alone ends generation; the byte vocabulary has no BOS.
     generation = json.loads((hf_dir / "generation_config.json").read_text())
     assert generation == {"eos_token_id": 1, "pad_token_id": 0}
@@ -165,6 +175,7 @@ def test_sentencepiece_run_exports_its_chat_template(tmp_path, shared_data):
     _, hf_dir = _export(tmp_path, vocabulary, "tulu", config)
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
     got = tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
+    # The layout's start token (id 0, the control piece "<pad>") is not written: text does not encode to it.
     assert got == chat.apply_chat_template("tulu", MESSAGES, add_generation_prompt=True)
     # "</s>" is T5's EOS, a control piece that text does not encode to: no second EOS.
     generation = json.loads((hf_dir / "generation_config.json").read_text())

@@ -64,24 +64,29 @@ def _reply(ids) -> str:
     return text
 
 
-def test_chat_prompt_is_the_template_rendering_without_a_start_token(byte_run):
+def test_chat_prompt_is_the_start_token_and_the_template_rendering(byte_run):
     context = RunContext.load(byte_run)
     assert context.layout.start_id == 0 and context.chat_format_name() == "chatml"
     messages = [{"role": "user", "content": "Hi"}]
     ids = chat_cli.chat_prompt(context, messages)
-    assert ids == list(seqio.ByteVocabulary().encode("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"))
+    # The start token opens the row, as chat training's rows (PromptLayout.conversation_start); no EOS after.
+    text = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    assert ids == [0, *seqio.ByteVocabulary().encode(text)]
 
 
-def test_llama3_prompt_has_one_bos(tmp_path):
+@pytest.mark.parametrize("fmt", ["llama3", "chatml"])
+def test_the_prompt_has_one_bos(tmp_path, fmt):
     vocabulary = hf_vocab.HFTokenizerVocabulary(chat_runs.write_bpe_tokenizer(tmp_path / "tokenizer"))
-    chat_runs.make_run(tmp_path / "run", vocabulary, chat_format="llama3")
+    chat_runs.make_run(tmp_path / "run", vocabulary, chat_format=fmt)
     context = RunContext.load(tmp_path / "run")
-    assert context.layout.start_id == vocabulary.bos_id  # the layout would add a BOS; the template writes one
+    assert context.layout.start_id == vocabulary.bos_id
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Hello, how are you?"}]
     ids = chat_cli.chat_prompt(context, messages)
-    assert ids == vocabulary.encode(chat.apply_chat_template("llama3", messages, add_generation_prompt=True))
+    rendered = vocabulary.encode(chat.apply_chat_template(fmt, messages, add_generation_prompt=True))
+    # Llama 3's template writes the BOS itself, so the layout adds none; ChatML's does not, so the layout does.
+    assert ids == (rendered if fmt == "llama3" else [vocabulary.bos_id, *rendered])
     assert ids[0] == vocabulary.bos_id and ids.count(vocabulary.bos_id) == 1
-    assert vocabulary.decode(ids).endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert vocabulary.decode(ids).endswith("assistant<|end_header_id|>\n\n" if fmt == "llama3" else "assistant\n")
 
 
 def test_file_mode_replies_to_each_conversation(byte_run, tmp_path, spy):
@@ -98,7 +103,7 @@ def test_file_mode_replies_to_each_conversation(byte_run, tmp_path, spy):
     [(prompts, generated)] = spy
     sent = [[{"role": "system", "content": SYSTEM}, *conversations[0]["messages"]], conversations[1]["messages"]]
     assert prompts == [chat_cli.chat_prompt(RunContext.load(byte_run), messages) for messages in sent]
-    assert prompts[0] == list(seqio.ByteVocabulary().encode(chat.apply_chat_template("chatml", sent[0], True)))
+    assert prompts[0] == [0, *seqio.ByteVocabulary().encode(chat.apply_chat_template("chatml", sent[0], True))]
     for record, messages, ids in zip(written, sent, generated):
         assert record["messages"] == [*messages, {"role": "assistant", "content": _reply(ids)}]
     assert written[0]["id"] == 1
