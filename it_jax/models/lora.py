@@ -16,6 +16,8 @@ Parameters stay plain nested dicts; adapter leaves sit beside the kernel (`...at
   `jax.lax.stop_gradient(lora.without_adapters(params))` with the same (LoRA) spec.
 - `adapter_params`, `save_adapters`, `load_adapters`: the adapters alone, as a safetensors file whose tensor
   names are the dotted parameter paths and whose metadata holds the `LoraConfig` as JSON.
+- `with_base(params, base)`: a LoRA model's parameters over a pretrained base (a checkpoint without adapters);
+  then `load_adapters` puts saved adapters on it.
 
 Dropout on the adapter input draws from a key set by `train_dropout(key)` around the forward pass (the
 projections take no rngs); without it (evaluation) it is the identity. Each adapter folds its own index into
@@ -181,6 +183,23 @@ def _is_adapter(path: tree.Path) -> bool:
 def adapter_params(params: Params) -> Params:
     """Only the adapter leaves of `params` (same nesting)."""
     return tree.unflatten({p: v for p, v in tree.flatten(params).items() if _is_adapter(p)})
+
+
+def with_base(params: Params, base: Params) -> Params:
+    """A LoRA model's `params` with every base leaf taken from `base` (e.g. a pretrained checkpoint of the
+    model without adapters, cast to the LoRA model's dtypes): how a fine-tuning run starts from a base."""
+    flat, base_flat = tree.flatten(params), tree.flatten(base)
+    expected = {p for p in flat if not _is_adapter(p)}
+    if expected != set(base_flat):
+        missing = sorted(map(tree.path_name, expected - set(base_flat)))
+        unknown = sorted(map(tree.path_name, set(base_flat) - expected))
+        raise ValueError(f"base parameters do not fit the LoRA model: missing {missing[:5]}, unexpected {unknown[:5]}")
+    for path in expected:
+        if tuple(base_flat[path].shape) != tuple(flat[path].shape):
+            raise ValueError(f"base parameter {tree.path_name(path)} has shape {tuple(base_flat[path].shape)}, "
+                             f"the model's {tuple(flat[path].shape)}")
+        flat[path] = jnp.asarray(base_flat[path], flat[path].dtype)
+    return tree.unflatten(flat)
 
 
 def without_adapters(params: Params) -> Params:
