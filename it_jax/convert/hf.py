@@ -1,8 +1,8 @@
 """Hugging Face checkpoints (`config.json` + safetensors) to and from it_jax configs and parameters.
 
 Supported model types: "t5" (T5 v1.1 / Flan-T5 with an untied head, and the original T5 with its tied,
-rescaled head), "llama" (with Llama 3.x rope scaling), "qwen2" and "qwen3" (decoder-only; Qwen2 adds q/k/v
-biases, Qwen3 per-head q/k RMSNorms; their config.json mapping is in `hf_configs`). Tensors are read and written
+rescaled head), "llama" (with Llama 3.x rope scaling), "mistral", "qwen2", "qwen3" and "gemma2" (decoder-only;
+their config.json mapping is in `hf_configs`). Tensors are read and written
 with `safetensors.numpy`, so no torch is needed.
 
 Every tensor maps to one parameter. torch `Linear` weights are [out, in]; it_jax kernels are [in, out]
@@ -157,13 +157,26 @@ def _decoder_rules(config: decoder.DecoderConfig) -> list[_Rule]:
         if config.qk_norm:
             for hf_name, it_name in (("q_norm", "query_norm"), ("k_norm", "key_norm")):
                 rules.append(_Rule(f"{hf}.self_attn.{hf_name}.weight", path + ("attention", it_name, "scale")))
-        rules.append(_Rule(f"{hf}.post_attention_layernorm.weight", path + ("pre_mlp_norm", "scale")))
+        rules += _norm_rules(config, hf, path)
         for hf_name, it_name in (("gate_proj", "wi_0"), ("up_proj", "wi_1"), ("down_proj", "wo")):
             rules.append(_linear(f"{hf}.mlp.{hf_name}.weight", path + ("mlp", it_name, "kernel")))
     rules.append(_Rule("model.norm.weight", ("final_norm", "scale")))
     if not config.tie_embeddings:
         rules.append(_linear("lm_head.weight", ("logits_dense", "kernel")))
     return rules
+
+
+def _norm_rules(config: decoder.DecoderConfig, hf: str, path: tree.Path) -> list[_Rule]:
+    """The norms before the MLP (Llama's `post_attention_layernorm`) or, with Gemma 2's post-norms, after the
+    attention and around the MLP. Gemma 2 stores w of its (1 + w) scales, as `norm_scale_offset` 1 does."""
+    if not config.post_norms:
+        return [_Rule(f"{hf}.post_attention_layernorm.weight", path + ("pre_mlp_norm", "scale"))]
+    names = (
+        ("post_attention_layernorm", "post_attention_norm"),
+        ("pre_feedforward_layernorm", "pre_mlp_norm"),
+        ("post_feedforward_layernorm", "post_mlp_norm"),
+    )
+    return [_Rule(f"{hf}.{hf_name}.weight", path + (it_name, "scale")) for hf_name, it_name in names]
 
 
 def _rules(config: registry.ModelConfig) -> list[_Rule]:
@@ -230,7 +243,7 @@ def _t5_config_to_hf(config: t5.T5Config) -> dict[str, Any]:
 
 
 def config_to_hf(config: registry.ModelConfig) -> dict[str, Any]:
-    """The transformers `config.json` fields of an it_jax config (T5, or Llama/Qwen2/Qwen3 for decoders)."""
+    """The transformers `config.json` fields of an it_jax config (T5, or a decoder family, see `hf_configs`)."""
     return _t5_config_to_hf(config) if isinstance(config, t5.T5Config) else hf_configs.decoder_config_to_hf(config)
 
 
@@ -294,7 +307,8 @@ def _ignored_tensors(
 def from_hf(
     hf_dir: str | pathlib.Path, *, param_dtype: str | None = None, scan_layers: bool = False
 ) -> tuple[registry.ModelConfig, tree.Params]:
-    """Reads a Hugging Face T5 / Llama / Qwen2 / Qwen3 directory into an it_jax config and parameters (numpy).
+    """Reads a Hugging Face T5 / Llama / Mistral / Qwen2 / Qwen3 / Gemma 2 directory into an it_jax config and
+    parameters (numpy).
 
     Args:
       hf_dir: directory with `config.json` and `model.safetensors` (or sharded safetensors with an index).
@@ -379,8 +393,9 @@ def to_hf(
 ) -> None:
     """Writes a directory transformers' `from_pretrained` loads: config.json, safetensors (, tokenizer file).
 
-    T5 configs become `T5ForConditionalGeneration`; decoder configs `LlamaForCausalLM`, or
-    `Qwen2ForCausalLM` when they have q/k/v biases, `Qwen3ForCausalLM` when they have q/k norms. `vocabulary_path` (a SentencePiece model) is copied as
+    T5 configs become `T5ForConditionalGeneration`; decoder configs `LlamaForCausalLM`, `MistralForCausalLM`
+    (a sliding window in every layer), `Qwen2ForCausalLM` (q/k/v biases), `Qwen3ForCausalLM` (q/k norms) or
+    `Gemma2ForCausalLM` (Gemma 2's options; see `hf_configs`). `vocabulary_path` (a SentencePiece model) is copied as
     `spiece.model` (T5) or `tokenizer.model` (decoders); `byte_vocabulary_extra_ids` (a byte vocabulary's
     extra ids) writes a `ByT5Tokenizer` config instead. `out_dir` must be new or empty.
     """

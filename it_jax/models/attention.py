@@ -1,7 +1,8 @@
 """Attention: multi-head and grouped-query attention, rotary position embeddings, masks and the KV cache.
 
 Attention runs through `jax.nn.dot_product_attention`, whose `implementation` selects XLA (everywhere) or
-cuDNN's fused kernel (NVIDIA GPUs, bf16/fp16). Projections are split from the attention itself so that
+cuDNN's fused kernel (NVIDIA GPUs, bf16/fp16); soft-capped logits (Gemma 2) take a plain einsum path instead.
+Projections are split from the attention itself so that
 decoding can project a new token's keys and values into a cache and attend over the whole cache.
 
 A KV cache is a plain dict {"key": [B, S, K, H], "value": [B, S, K, H]}: functional, so it passes
@@ -90,6 +91,7 @@ class MultiHeadAttention(nnx.Module):
       rope_scaling: rescaling of the rotary frequencies (see `rope_frequencies`); None: none.
       qk_norm_eps: with a value, per-head RMSNorms (`query_norm`, `key_norm`, over head_dim, this epsilon) on
         the projected queries and keys, before the rotary embeddings (Qwen3).
+      softcap: with a value c, the scaled logits become `c * tanh(logits / c)` (Gemma 2).
       implementation: passed to `jax.nn.dot_product_attention` (None, "xla" or "cudnn").
     """
 
@@ -105,6 +107,7 @@ class MultiHeadAttention(nnx.Module):
         rope_theta: float | None = None,
         rope_scaling: RopeScaling | None = None,
         qk_norm_eps: float | None = None,
+        softcap: float | None = None,
         implementation: str | None = "xla",
         dtype: DTypeLike = jnp.float32,
         param_dtype: DTypeLike = jnp.float32,
@@ -118,6 +121,7 @@ class MultiHeadAttention(nnx.Module):
         self.scale = head_dim**-0.5 if scale is None else scale
         self.rope_theta = rope_theta
         self.rope_scaling = rope_scaling
+        self.softcap = softcap
         self.implementation = implementation
         normal = jax.nn.initializers.normal
         dense = dict(use_bias=use_bias, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
@@ -170,6 +174,9 @@ class MultiHeadAttention(nnx.Module):
           bias: additive float32 logit bias broadcastable to [B, heads, Lq, Lk].
           mask: boolean, broadcastable to [B, heads, Lq, Lk]; True where a query may attend to a key.
         """
+        if self.softcap is not None:
+            x = softcapped_attention(query, kv, scale=self.scale, softcap=self.softcap, bias=bias, mask=mask)
+            return self.out(constrain(x, HEAD_AXES))
         x = jax.nn.dot_product_attention(
             query,
             kv["key"].astype(query.dtype),
@@ -194,6 +201,44 @@ class MultiHeadAttention(nnx.Module):
         """Attends `inputs_q` [B, Lq, d_model] to `inputs_kv` [B, Lk, d_model]."""
         query = self.project_query(inputs_q, query_positions)
         return self.attend(query, self.project_kv(inputs_kv, key_positions), bias=bias, mask=mask)
+
+
+def softcapped_attention(
+    query: jax.Array,
+    kv: KVCache,
+    *,
+    scale: float,
+    softcap: float,
+    bias: jax.Array | None = None,
+    mask: jax.Array | None = None,
+) -> jax.Array:
+    """Grouped-query attention [B, Lq, heads, head_dim] with logits `softcap * tanh(scale * q.k / softcap)`.
+
+    Logits and softmax are float32; `bias` and `mask` broadcast to [B, heads, Lq, Lk] as in `attend`.
+    """
+    batch, length, num_heads, head_dim = query.shape
+    num_kv_heads = kv["key"].shape[2]
+    grouped = query.reshape(batch, length, num_kv_heads, num_heads // num_kv_heads, head_dim)
+    key, value = kv["key"].astype(query.dtype), kv["value"].astype(query.dtype)
+    logits = jnp.einsum("bqkgh,bskh->bkgqs", grouped, key, preferred_element_type=jnp.float32) * scale
+    logits = softcap * jnp.tanh(logits / softcap)
+    if bias is not None:
+        logits = logits + _by_group(bias, num_kv_heads)
+    if mask is not None:
+        logits = jnp.where(_by_group(mask, num_kv_heads), logits, NEG_INF)
+    weights = jax.nn.softmax(logits, axis=-1).astype(query.dtype)
+    out = jnp.einsum("bkgqs,bskh->bqkgh", weights, value)
+    return out.reshape(batch, length, num_heads, head_dim)
+
+
+def _by_group(x: jax.Array, num_kv_heads: int) -> jax.Array:
+    """A [B or 1, heads or 1, Lq or 1, Lk] bias or mask as [B or 1, kv_heads or 1, groups or 1, Lq or 1, Lk]."""
+    x = jnp.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"attention bias/mask must have 4 axes [batch, heads, query, key], got shape {x.shape}")
+    if x.shape[1] == 1:
+        return x[:, :, None]
+    return x.reshape(x.shape[0], num_kv_heads, -1, *x.shape[2:])
 
 
 def init_cache(
@@ -226,6 +271,12 @@ def segment_mask(query_segment_ids: jax.Array, key_segment_ids: jax.Array) -> ja
 def causal_mask(query_positions: jax.Array, key_positions: jax.Array) -> jax.Array:
     """[B or 1, 1, Lq, Lk] mask letting each query attend to keys at its own or earlier positions."""
     return key_positions[:, None, None, :] <= query_positions[:, None, :, None]
+
+
+def sliding_window_mask(query_positions: jax.Array, key_positions: jax.Array, window: int) -> jax.Array:
+    """[B or 1, 1, Lq, Lk] mask of keys less than `window` positions before each query (itself included);
+    keys after the query stay allowed (combine with `causal_mask`). Mistral's and Gemma 2's local attention."""
+    return key_positions[:, None, None, :] > query_positions[:, None, :, None] - window
 
 
 def prefix_mask(query_is_input: jax.Array, key_is_input: jax.Array) -> jax.Array:

@@ -51,6 +51,8 @@ class RMSNorm(nnx.Module):
     """T5 layer norm: scales by the root mean square (no mean subtraction, no bias), in float32.
 
     `axes` names the scale's logical axis: ("embed",) over the model width, ("kv",) over a head (q/k norms).
+    A nonzero `scale_offset` multiplies by `scale_offset + scale` in float32 before the cast (Gemma: 1, with the
+    scale starting at zero).
     """
 
     def __init__(
@@ -59,19 +61,24 @@ class RMSNorm(nnx.Module):
         *,
         eps: float = 1e-6,
         axes: tuple[str, ...] = ("embed",),
+        scale_offset: float = 0.0,
         dtype: DTypeLike = jnp.float32,
         param_dtype: DTypeLike = jnp.float32,
         rngs: nnx.Rngs,
     ):
         self.eps = eps
         self.dtype = dtype
-        self.scale = param(rngs, jax.nn.initializers.ones, (features,), axes, param_dtype)
+        self.scale_offset = scale_offset
+        init = jax.nn.initializers.constant(1.0 - scale_offset)  # An identity norm at initialization.
+        self.scale = param(rngs, init, (features,), axes, param_dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = x.astype(jnp.float32)
         mean_square = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
-        y = (x * jax.lax.rsqrt(mean_square + self.eps)).astype(self.dtype)
-        return y * self.scale[...].astype(self.dtype)
+        y = x * jax.lax.rsqrt(mean_square + self.eps)
+        if self.scale_offset:
+            return (y * (self.scale_offset + self.scale[...].astype(jnp.float32))).astype(self.dtype)
+        return y.astype(self.dtype) * self.scale[...].astype(self.dtype)
 
 
 class Embed(nnx.Module):

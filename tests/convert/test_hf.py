@@ -213,7 +213,7 @@ def test_unsupported_model_type_is_a_clear_error(tmp_path):
     [
         ("llama_gqa", {"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5}}, "rope type 'llama3'"),
         ("llama_gqa", {"hidden_act": "gelu"}, "hidden_act 'gelu'"),
-        ("qwen2_bias", {"use_sliding_window": True}, "sliding-window attention"),
+        ("qwen2_bias", {"use_sliding_window": True, "sliding_window": 4, "layer_types": ["full_attention"]}, "layer_"),
         ("t5_v1_1", {"feed_forward_proj": "gelu"}, "feed_forward_proj 'gelu'"),
     ],
 )

@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -99,3 +100,32 @@ def test_masks_and_bias():
     assert bias.dtype == jnp.float32
     np.testing.assert_array_equal(bias[0, 0] == 0, [[1, 0, 0], [1, 1, 0], [0, 0, 0]])
     assert float(bias.min()) == attention.NEG_INF
+
+
+def test_softcapped_attention_is_numpy_attention_with_capped_logits():
+    rng = np.random.default_rng(5)
+    query = rng.normal(size=(2, 3, 4, 6)).astype(np.float32)  # 4 query heads sharing 2 kv heads.
+    key, value = (rng.normal(size=(2, 5, 2, 6)).astype(np.float32) for _ in range(2))
+    mask = rng.random((2, 1, 3, 5)) > 0.3
+    mask[..., 0] = True
+    bias = rng.normal(size=(2, 4, 3, 5)).astype(np.float32)
+    kv = {"key": jnp.asarray(key), "value": jnp.asarray(value)}
+    ours = attention.softcapped_attention(
+        jnp.asarray(query), kv, scale=0.7, softcap=1.5, bias=jnp.asarray(bias), mask=jnp.asarray(mask)
+    )
+    shared = np.repeat(key, 2, axis=2), np.repeat(value, 2, axis=2)  # Query head h reads kv head h // 2.
+    logits = 1.5 * np.tanh(np.einsum("bqhd,bkhd->bhqk", query, shared[0]) * 0.7 / 1.5) + bias
+    probs = _softmax(np.where(mask, logits, -1e10))
+    np.testing.assert_allclose(ours, np.einsum("bhqk,bkhd->bqhd", probs, shared[1]), atol=1e-5)
+    # A cap far above the logits leaves jax.nn.dot_product_attention's result.
+    uncapped = attention.softcapped_attention(jnp.asarray(query), kv, scale=0.7, softcap=1e6, mask=jnp.asarray(mask))
+    reference = jnp.asarray(query), kv["key"], kv["value"]
+    expected = jax.nn.dot_product_attention(*reference, mask=jnp.asarray(mask), scale=0.7)
+    np.testing.assert_allclose(uncapped, expected, atol=1e-5)
+
+
+def test_sliding_window_mask_keeps_the_last_window_positions():
+    positions = jnp.arange(6)[None]
+    mask = attention.causal_mask(positions, positions) & attention.sliding_window_mask(positions, positions, 3)
+    expected = [[k <= q and q - k < 3 for k in range(6)] for q in range(6)]
+    np.testing.assert_array_equal(mask[0, 0], expected)

@@ -1,5 +1,6 @@
 """Tests of the decoder-only model: causality, prefix-LM attention, packing, grouped-query shapes, gin files."""
 
+import dataclasses
 import pathlib
 
 import jax
@@ -9,6 +10,8 @@ import pytest
 from flax import nnx
 
 from it_jax import launch
+from it_jax.convert import tree
+from it_jax.models import registry
 from it_jax.models.decoder import Decoder, DecoderConfig
 
 GIN_MODELS = pathlib.Path(__file__).resolve().parents[2] / "it_jax" / "gin" / "models"
@@ -101,3 +104,88 @@ def test_gin_configs_have_the_published_parameter_counts(name, params):
     config = launch.gin_model_config(name)
     abstract = nnx.eval_shape(lambda: Decoder(config, rngs=nnx.Rngs(0)))
     assert sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param))) == params
+
+
+# Gemma 2's options with a 3-position window in layers 0 and 2 (layer 1 global).
+LOCAL = DecoderConfig(
+    **{
+        **TINY.__dict__,
+        "num_layers": 3,
+        "sliding_window": 3,
+        "sliding_window_layers": (0, 2),
+        "scale_embeddings": True,
+        "norm_scale_offset": 1.0,
+        "post_norms": True,
+        "attn_logit_softcap": 2.0,
+        "final_logit_softcap": 5.0,
+        "query_pre_attn_scalar": 6.0,
+        "mlp_activations": ("gelu", "linear"),
+        "tie_embeddings": True,
+    }
+)
+
+
+def random_model(config: DecoderConfig, seed: int = 0) -> Decoder:
+    """A model with every parameter random (norm scales included, so that post-norms are not identities)."""
+    model = Decoder(config, rngs=nnx.Rngs(seed))
+    state = nnx.state(model, nnx.Param)
+    leaves, treedef = jax.tree.flatten(state)
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    noisy = [leaf + 0.3 * jax.random.normal(k, leaf.shape, leaf.dtype) for leaf, k in zip(leaves, keys)]
+    nnx.update(model, jax.tree.unflatten(treedef, noisy))
+    return model
+
+
+def test_sliding_window_limits_each_query_to_recent_keys():
+    model = random_model(DecoderConfig(**{**TINY.__dict__, "num_layers": 1, "sliding_window": 3}))
+    x = tokens(7, (1, 8))
+    base, changed = jax.jit(lambda t: model(t))(jnp.concatenate([x, x.at[0, 1].set(5)]))
+    # Position 1 is in the window of queries 1..3 only.
+    assert not np.allclose(base[1:4], changed[1:4])
+    np.testing.assert_allclose(base[4:], changed[4:], atol=1e-6)
+    np.testing.assert_allclose(base[0], changed[0], atol=1e-6)
+
+
+def test_sliding_window_layers_are_checked():
+    with pytest.raises(ValueError, match="need a sliding_window"):
+        DecoderConfig(**{**TINY.__dict__, "sliding_window_layers": (0,)})
+    with pytest.raises(ValueError, match="in \\[0, num_layers=2\\)"):
+        DecoderConfig(**{**TINY.__dict__, "sliding_window": 4, "sliding_window_layers": (2,)})
+    assert LOCAL.sliding_layers() == (True, False, True) and TINY.sliding_layers() == (False, False)
+
+
+def decode_three_ways(config: DecoderConfig, params, inputs, lengths, generated):
+    """Logits of `generated` after `inputs`: uncached, prefill + decode steps, and as a scored continuation."""
+
+    def run(params):
+        model = registry.model_spec(config).bind(params)
+        expected = model.logits_without_cache(inputs, generated, input_lengths=lengths)
+        logits, cache = model.prefill(inputs, max_decode_length=generated.shape[1], input_lengths=lengths)
+        cached = [logits]
+        for step in range(generated.shape[1] - 1):
+            logits, cache = model.decode_step(generated[:, step], jnp.asarray(step), cache)
+            cached.append(logits)
+        scored = model.continuation_logits(inputs, generated[:, None], input_lengths=lengths)[:, 0]
+        return expected, jnp.stack(cached, axis=1), scored
+
+    return jax.jit(run)(params)
+
+
+@pytest.mark.parametrize("scan", [False, True])
+def test_cached_decoding_with_local_layers_matches_the_full_forward(scan):
+    params = nnx.state(random_model(LOCAL), nnx.Param).to_pure_dict()
+    config, params = tree.set_scan_layers(LOCAL, params, scan=scan)
+    # Prompts of 7 and 4 tokens and 6 generated ones: windows of 3 matter in prefill, decoding and scoring.
+    inputs = tokens(8, (2, 7)).at[1, 4:].set(0)
+    lengths = jnp.asarray([7, 4])
+    generated = tokens(9, (2, 6))
+    expected, cached, scored = decode_three_ways(config, params, inputs, lengths, generated)
+    np.testing.assert_allclose(cached, expected, atol=2e-5)
+    np.testing.assert_allclose(scored, expected, atol=2e-5)
+    if scan:
+        return
+    # The windows matter at these lengths, in the local layers only (so cached decoding that ignored them fails).
+    for change in ({"sliding_window": None, "sliding_window_layers": None}, {"sliding_window_layers": None}):
+        other = registry.model_spec(dataclasses.replace(config, **change)).bind(params)
+        uncached = jax.jit(lambda: other.logits_without_cache(inputs, generated, input_lengths=lengths))()
+        assert np.abs(uncached - expected).max() > 1e-3
