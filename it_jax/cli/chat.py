@@ -151,17 +151,18 @@ class Chat:
             seed=args.seed,
         )
 
-    def prompt(self, messages: Sequence[Message]) -> list[int]:
+    def prompt(self, messages: Sequence[Message], what: str = "the conversation") -> list[int]:
         """`chat_prompt`, checked against --max_input_length."""
         ids = chat_prompt(self.run, messages)
         if len(ids) > self.max_input_length:
-            raise ValueError(f"the conversation is {len(ids)} tokens, over --max_input_length "
-                             f"{self.max_input_length}: shorten it (interactively: {RESET})")
+            raise ValueError(f"{what} is {len(ids)} tokens, over --max_input_length {self.max_input_length}: "
+                             f"shorten it (interactively: {RESET})")
         return ids
 
     def replies(self, conversations: Sequence[Sequence[Message]]) -> list[str]:
         """Each conversation's reply, cut at the end-of-turn text."""
-        generated = self.predictor.generate([self.prompt(messages) for messages in conversations])
+        what = "conversation {}".format if len(conversations) > 1 else lambda _: "the conversation"
+        generated = self.predictor.generate([self.prompt(m, what(i + 1)) for i, m in enumerate(conversations)])
         return [cut_reply(self.run.vocabulary.decode(ids), self.end_of_turn) for ids in generated]
 
 

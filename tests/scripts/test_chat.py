@@ -164,3 +164,16 @@ def test_an_encoder_decoder_reads_the_rendering_and_eos():
     messages = [{"role": "user", "content": "Hi"}]
     text = chat.apply_chat_template("chatml", messages, add_generation_prompt=True)
     assert chat_cli.chat_prompt(run, messages) == list(seqio.ByteVocabulary().encode(text)) + [1]
+
+
+def test_a_conversation_over_the_input_limit_is_named(byte_run, tmp_path):
+    source = tmp_path / "in.jsonl"
+    lines = [{"messages": [{"role": "user", "content": text}]} for text in ("short", "long " * 20)]
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(SystemExit) as raised:
+        _chat_main(["--checkpoint", str(byte_run), "--input_file", str(source), "--max_input_length", "64"])
+    # The start token, "<|im_start|>user\n", 100 bytes, "<|im_end|>\n", "<|im_start|>assistant\n".
+    assert 1 + 17 + 100 + 11 + 22 == 151
+    assert str(raised.value.code) == (
+        "error: conversation 2 is 151 tokens, over --max_input_length 64: shorten it (interactively: /reset)"
+    )
