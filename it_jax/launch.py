@@ -6,6 +6,7 @@ Library functions stay plain keyword-only functions; this module is where they b
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,7 @@ from it_jax.models import decoder, registry, t5
 from it_jax.models.spec import ModelSpec
 from it_jax.run_context import RunContext
 from it_jax.run_dir import RunDirectory
-from it_jax.train import divergence, flops, losses, optimizers
+from it_jax.train import divergence, flops, hooks, losses, objectives, optimizers
 from it_jax.train import trainer as trainer_lib
 
 GIN_DIR = gin_paths.GIN_DIR
@@ -41,6 +42,9 @@ _CONFIGURABLES = {
     "make_optimizer": optimizers.make_optimizer,
     "create_mesh": sharding_lib.create_mesh,
     "causal_lm": layout_lib.causal_lm,
+    "LossConfig": losses.LossConfig,
+    "CrossEntropy": objectives.CrossEntropy,
+    "DPO": objectives.DPO,
 }
 
 
@@ -161,6 +165,8 @@ def train_run(
     on_nonfinite: str = divergence.STOP,
     max_consecutive_skips: int = 10,
     allow_changes: Sequence[str] = (),
+    objective: objectives.Objective | None = None,
+    trainable: Any = None,
 ):
     """Trains `run.model_config` on `mixture`, resuming from `run.model_dir` if it holds checkpoints.
 
@@ -171,7 +177,10 @@ def train_run(
       mesh: default: every device on the `data` axis (`create_mesh.replica/data/fsdp/tensor` set it).
       axis_rules: `(logical axis, mesh axes)` pairs overriding `sharding.DEFAULT_RULES`.
       microbatches: gradient accumulation: each batch runs as this many sequential microbatches.
-      label_smoothing, z_loss, loss_normalization: see `losses.LossConfig`.
+      label_smoothing, z_loss, loss_normalization: see `losses.LossConfig` (the default objective's).
+      objective: what training minimizes, e.g. `@DPO()` (default: `CrossEntropy` with the loss settings above).
+      trainable: which parameters train (see `state.trainable_mask`; a regex over the "/"-joined parameter
+        path, e.g. "lora"); the others stay frozen without optimizer state. Default: all.
       keep_best, best_metric, best_mode: also keep the best checkpoints by an eval metric.
       peak_flops_per_device: the accelerator's peak FLOP/s (e.g. 989e12 for an H100's bf16), for MFU.
       eval_mixture, eval_every, eval_batches, eval_split: every `eval_every` steps, `eval/loss` and
@@ -211,9 +220,10 @@ def train_run(
         rules=sharding_lib.with_overrides(axis_rules),
         dropout_seed=seed,
         microbatches=microbatches,
-        loss_config=losses.LossConfig(
-            label_smoothing=label_smoothing, z_loss=z_loss, normalization=loss_normalization
+        objective=objective or objectives.CrossEntropy(
+            losses.LossConfig(label_smoothing=label_smoothing, z_loss=z_loss, normalization=loss_normalization)
         ),
+        trainable=trainable,
         divergence=divergence.DivergencePolicy(on_nonfinite, max_consecutive_skips),
     )
 
@@ -226,7 +236,7 @@ def train_run(
             mixture, vocabulary=run.vocabulary, pack=pack, seed=seed, skip_batches=position, **stream, **shards
         )
 
-    evaluation = None
+    train_hooks = []
     if eval_every and (eval_mixture is not None or eval_tasks):
         loss_batches, num_batches = None, eval_batches
         if eval_mixture is not None:
@@ -240,12 +250,13 @@ def train_run(
             }
             num_batches = -(-eval_batches // len(eval_subtasks))
         evaluation = periodic.PeriodicEval(
-            trainer=trainer,
+            evaluate=trainer.eval_host_batch,
             batches=loss_batches,
             num_batches=num_batches,
-            every=eval_every,
             task_metrics=_task_metrics(run, trainer, eval_tasks, eval_split, eval_examples) if eval_tasks else None,
+            summarize=None if isinstance(trainer.objective, objectives.CrossEntropy) else trainer.objective.metrics,
         )
+        train_hooks.append(hooks.Evaluate(evaluation.run, every=eval_every))
     metadata = {
         **run.metadata(),
         "data": _data_metadata(
@@ -256,6 +267,9 @@ def train_run(
             "schedule": _gin_settings("make_schedule"),
             "optimizer": _gin_settings("make_optimizer"),
             "loss": {"label_smoothing": label_smoothing, "z_loss": z_loss, "normalization": loss_normalization},
+            # Recorded only when set, so that the checkpoints of runs before these settings still resume.
+            **({"objective": _objective_metadata(objective)} if objective is not None else {}),
+            **({"trainable": repr(trainable)} if trainable is not None else {}),
         },
     }
     config_gin = gin.config_str()
@@ -269,7 +283,7 @@ def train_run(
         keep_checkpoints=keep_checkpoints,
         log_every=log_every,
         metadata=metadata,
-        evaluation=evaluation,
+        hooks=train_hooks,
         keep_best=keep_best,
         best_metric=best_metric,
         best_mode=best_mode,
@@ -302,6 +316,13 @@ def _data_metadata(mixture: str, **settings: Any) -> dict[str, Any]:
     same data): the mixture, its tasks, and the batching and sampling settings."""
     tasks = sorted(mixing.task_names(mixture))
     return {"mixture": mixture, "tasks": tasks, **settings}
+
+
+def _objective_metadata(objective: objectives.Objective) -> dict[str, Any]:
+    """The objective's name and plain-valued settings (a dataclass's fields), for the checkpoint metadata."""
+    fields = dataclasses.asdict(objective) if dataclasses.is_dataclass(objective) else {}
+    plain = (bool, int, float, str, type(None))
+    return {"name": objective.name, **{k: v for k, v in fields.items() if isinstance(v, (*plain, dict))}}
 
 
 def _gin_settings(configurable: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Evaluation during training, every few steps: the loss on fixed batches, task metrics, or both.
 
-Two modes of one hook (the trainer calls `due` and `run`, see `it_jax.train.trainer.EvaluationHook`):
+Two modes of one evaluation (the trainer runs `PeriodicEval.run` every few steps through
+`it_jax.train.hooks.Evaluate`):
 - loss: `eval/loss` and `eval/accuracy` (per token) over the same batches every time (read once and kept),
   so the numbers are comparable along the run and can rank checkpoints; given each task's batches apart,
   also `eval/<task>/loss` and `eval/<task>/accuracy`;
@@ -15,7 +16,7 @@ import collections
 import dataclasses
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import numpy as np
@@ -25,13 +26,12 @@ from it_jax.evaluation import evaluator as evaluator_lib
 from it_jax.evaluation.evaluator import EvalJob, Evaluator
 from it_jax.evaluation.results import EvalResults
 
-if TYPE_CHECKING:
-    from it_jax.train.trainer import Trainer
-
 PREFIX = "eval/"
 LOSS_METRICS = ("loss", "accuracy", "tokens")
 TASK_LOSS_METRICS = ("loss", "accuracy")
-BatchesFn = Callable[[], Iterator[Mapping[str, np.ndarray]]]
+HostBatch = Mapping[str, np.ndarray]
+BatchesFn = Callable[[], Iterator[HostBatch]]
+EvalFn = Callable[[Any, HostBatch], Mapping[str, Any]]
 
 
 def flatten_results(results: EvalResults) -> dict[str, float]:
@@ -82,40 +82,38 @@ class TaskMetrics:
 
 
 class PeriodicEval:
-    """Every `every` steps (and at the last step): the loss mode's metrics over `num_batches` batches
-    (when `batches` is given) and the metrics mode's (when `task_metrics` is given).
+    """The loss mode's metrics over `num_batches` batches (when `batches` is given) and the metrics mode's
+    (when `task_metrics` is given); the trainer calls `run` every few steps (see `it_jax.train.hooks.Evaluate`).
 
     Args:
-      trainer: provides the jitted eval step and the data sharding.
+      evaluate: `(params, host batch) -> summed statistics` of one batch (e.g. `Trainer.eval_host_batch`).
       batches: a fresh iterator of this host's eval batches, or one such function per task (each task's loss
         and token accuracy are then logged too, and the overall ones pool every task's batches), or None.
       num_batches: how many batches make up the loss mode's eval set (per task, given tasks).
-      every: the interval in steps.
       task_metrics: `params -> {name: value}`, e.g. `TaskMetrics`, or None.
+      summarize: summed statistics -> the logged values (`Objective.metrics`, e.g. a DPO objective's), or
+        None: cross-entropy's `loss`, `accuracy` and `tokens` (per task: `loss` and `accuracy`).
     """
 
     def __init__(
         self,
         *,
-        trainer: Trainer,
+        evaluate: EvalFn,
         batches: BatchesFn | Mapping[str, BatchesFn] | None,
         num_batches: int,
-        every: int,
         task_metrics: Callable[[Any], dict[str, float]] | None = None,
+        summarize: Callable[[Mapping[str, float]], dict[str, float]] | None = None,
     ):
-        if every < 1 or num_batches < 1:
-            raise ValueError(f"every and num_batches must be positive, got {every} and {num_batches}")
+        if num_batches < 1:
+            raise ValueError(f"num_batches must be positive, got {num_batches}")
         if not batches and task_metrics is None:
             raise ValueError("periodic evaluation needs eval batches (loss), task metrics, or both")
-        self.trainer = trainer
+        self.evaluate = evaluate
         self.batches = batches
         self.num_batches = num_batches
-        self.every = every
         self.task_metrics = task_metrics
-        self._host_batches: dict[str | None, list[Mapping[str, np.ndarray]]] | None = None
-
-    def due(self, step: int, *, num_steps: int) -> bool:
-        return step % self.every == 0 or step == num_steps
+        self.summarize = summarize
+        self._host_batches: dict[str | None, list[HostBatch]] | None = None
 
     def _eval_sets(self) -> dict[str | None, list[Mapping[str, np.ndarray]]]:
         """The kept eval batches, by task (None: one set for all), read on first use."""
@@ -127,7 +125,7 @@ class PeriodicEval:
     def _totals(self, params: Any, host_batches: Sequence[Mapping[str, np.ndarray]]) -> dict[str, float]:
         totals = None
         for host_batch in host_batches:
-            stats = self.trainer.eval(params, self.trainer.to_global(host_batch))
+            stats = self.evaluate(params, host_batch)
             totals = stats if totals is None else jax.tree.map(lambda a, b: a + b, totals, stats)
         return {k: float(v) for k, v in totals.items()}
 
@@ -137,8 +135,13 @@ class PeriodicEval:
             totals = self._totals(params, host_batches)
             pooled.update(totals)
             if name is not None:
-                metrics.update(_loss_metrics(totals, f"{PREFIX}{name}/", TASK_LOSS_METRICS))
-        return {**_loss_metrics(pooled, PREFIX, LOSS_METRICS), **metrics}
+                metrics.update(self._summary(totals, f"{PREFIX}{name}/", TASK_LOSS_METRICS))
+        return {**self._summary(pooled, PREFIX, LOSS_METRICS), **metrics}
+
+    def _summary(self, totals: Mapping[str, float], prefix: str, names: Sequence[str]) -> dict[str, float]:
+        if self.summarize is None:
+            return _loss_metrics(totals, prefix, names)
+        return {f"{prefix}{name}": value for name, value in self.summarize(totals).items()}
 
     def run(self, params: Any) -> dict[str, float]:
         """The eval metrics of `params`: `eval/loss` (mean token NLL), `eval/accuracy`, `eval/tokens` (and

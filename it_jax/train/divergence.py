@@ -120,9 +120,10 @@ class DivergenceMonitor:
             )
 
     def _stop_message(self, step: int, stats: dict[str, jax.Array]) -> str:
-        loss = float(stats["nll_sum"]) / max(float(stats["tokens"]), 1.0)
+        # The token loss where the objective is cross-entropy; other objectives' statistics name no token loss.
+        loss = f"loss {float(stats['nll_sum']) / max(float(stats['tokens']), 1.0):.4g}, " if "nll_sum" in stats else ""
         return (
-            f"training diverged at step {step}: loss {loss:.4g}, gradient norm {float(stats['grad_norm']):.4g} "
+            f"training diverged at step {step}: {loss}gradient norm {float(stats['grad_norm']):.4g} "
             f"(train_run.on_nonfinite = 'stop'). {self._advice()}"
         )
 

@@ -1,8 +1,8 @@
 """Training metrics: a progress bar, periodic log lines, `metrics.jsonl` and TensorBoard, from process 0 only.
 
 Every `log_every` steps one record of the window's means goes to `model_dir/metrics.jsonl` and to
-TensorBoard event files in `model_dir/tensorboard/` (as `train/<name>`): loss (mean token NLL), token
-accuracy, learning rate, gradient norm, real (non-padding) tokens per second, step time, and with the
+TensorBoard event files in `model_dir/tensorboard/` (as `train/<name>`): the objective's values from the
+window's summed statistics (cross-entropy's: loss (mean token NLL) and token accuracy), learning rate, gradient norm, real (non-padding) tokens per second, step time, and with the
 model's FLOPs per step, model TFLOP/s per device and MFU (model FLOPs utilization against
 `peak_flops_per_device`). Evaluation records (`eval/*`) are separate lines with their step.
 The run's first step (compilation) is timed on its own (`first_step_s`) and left out of the rates, as is
@@ -17,13 +17,14 @@ import json
 import os
 import pathlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 import jax
 import tqdm
 
 from it_jax.run_dir import RunDirectory
+from it_jax.train import objectives
 
 _process_start = time.time()  # replaced by `mark_process_start` with the entry point's own start
 
@@ -75,6 +76,9 @@ class _SummaryWriter:
         self._writer.close()
 
 
+_LABELS = {"accuracy": "token acc"}  # the progress line's names of cross-entropy's values
+
+
 def _parse_record(line: str) -> dict[str, Any] | None:
     """A `metrics.jsonl` line's record, or None if the line is not a JSON object with an integer step."""
     try:
@@ -98,6 +102,7 @@ class MetricsLogger:
       tensorboard: also write TensorBoard event files.
       progress_file: where the progress bar goes (default: stderr, shown only on a terminal).
       clock: the step timer (seconds; `time.perf_counter`).
+      summarize: summed statistics -> the logged values (`Objective.metrics`; default: cross-entropy's).
 
     Set `flops_per_step` (model FLOPs of one step) to report TFLOP/s and MFU.
     """
@@ -113,9 +118,11 @@ class MetricsLogger:
         tensorboard: bool = False,
         progress_file: IO[str] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        summarize: Callable[[Mapping[str, float]], dict[str, float]] = objectives.token_metrics,
     ):
         self.enabled = jax.process_index() == 0
         self._clock = clock
+        self._summarize = summarize
         self.log_every = log_every
         self.peak_flops_per_device = peak_flops_per_device
         self.flops_per_step: float | None = None
@@ -192,9 +199,9 @@ class MetricsLogger:
         record = self._record(step, self._clock())
         if self.enabled:
             self.progress.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['learning_rate']:.2e}")
+            values = "  ".join(f"{_LABELS.get(name, name)} {record[name]:.4g}" for name in self._objective_names)
             self.progress.write(
-                f"step {step:>6}  loss {record['loss']:.4f}  token acc {record['accuracy']:.3f}  "
-                f"lr {record['learning_rate']:.2e}  grad norm {record['grad_norm']:.3f}  "
+                f"step {step:>6}  {values}  lr {record['learning_rate']:.2e}  grad norm {record['grad_norm']:.3f}  "
                 f"tokens/s {record['tokens_per_s']:,.0f}" + (f"  MFU {record['mfu']:.1%}" if "mfu" in record else "")
             )
             self._write(step, record, prefix="train/")
@@ -202,17 +209,17 @@ class MetricsLogger:
 
     def _record(self, step: int, now: float) -> dict[str, float]:
         sums = {name: float(value) for name, value in self._sums.items()}
-        tokens = max(sums["tokens"], 1.0)
         if self._timed_steps:
             elapsed = now - self._window_start - self._excluded_s
             step_time, tokens_per_s = elapsed / self._timed_steps, float(self._timed_tokens) / elapsed
         else:  # only the first step is in this window
             step_time = self._first_step_s
             tokens_per_s = sums["real_tokens"] / step_time
+        values = self._summarize(sums)
+        self._objective_names = list(values)
         record = {
             "step": step,
-            "loss": sums["nll_sum"] / tokens,
-            "accuracy": sums["correct"] / tokens,
+            **values,
             "learning_rate": sums["learning_rate"] / self._steps,
             "grad_norm": sums["grad_norm"] / max(self._steps - sums.get("skipped", 0.0), 1.0),
             "tokens_per_s": tokens_per_s,
@@ -220,8 +227,6 @@ class MetricsLogger:
         }
         if sums.get("skipped"):
             record["skipped_steps"] = sums["skipped"]
-        if sums.get("z_loss_sum"):
-            record["z_loss"] = sums["z_loss_sum"] / tokens
         if self._steps > self._timed_steps:
             record["first_step_s"] = self._first_step_s
         if self.flops_per_step:

@@ -1,11 +1,15 @@
-"""The train state (step, parameters, optimizer state) and its creation directly into sharded arrays.
+"""The train state (step, parameters, optimizer state, optional frozen reference) and its creation directly
+into sharded arrays.
 
 Parameters are held as a plain nested dict of arrays (see `it_jax.models.spec`), so that optax, Orbax and
-checkpoint converters see ordinary pytrees.
+checkpoint converters see ordinary pytrees. A `trainable` mask (see `trainable_mask`) limits the optimizer
+state to the trainable parameters: the optimizer sees only that part of the tree (`partition`), so frozen
+parameters carry no optimizer state at all.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from it_jax import sharding as sharding_lib
@@ -23,12 +28,78 @@ from it_jax.train import optimizers
 
 @flax.struct.dataclass
 class TrainState:
+    """`reference`: a frozen copy of the initial parameters, for objectives that need one (else None, and
+    checkpoints keep their old structure)."""
+
     step: jax.Array
     params: Params
     opt_state: optax.OptState
+    reference: Params | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "params": self.params, "opt_state": self.opt_state}
+        tree = {"step": self.step, "params": self.params, "opt_state": self.opt_state}
+        return tree if self.reference is None else {**tree, "reference": self.reference}
+
+
+Mask = Any  # a nested dict like the parameters' with a bool per leaf (True: trainable), or None: all
+
+
+def _predicate(trainable: Any) -> Callable[[tuple[Any, ...], Any], bool]:
+    """An nnx filter as a predicate on (path, variable); a string is a regex searched in the "/"-joined path."""
+    if isinstance(trainable, str):
+        pattern = re.compile(trainable)
+        return lambda path, _: pattern.search("/".join(str(k) for k in path)) is not None
+    if isinstance(trainable, type) or not callable(trainable):
+        return nnx.filterlib.to_predicate(trainable)
+    return trainable
+
+
+def trainable_mask(abstract_state: nnx.State, trainable: Any) -> Mask:
+    """Which parameters `trainable` selects, as a nested dict of bools shaped like the parameters' dict.
+
+    `trainable`: None (every parameter: returns None), a Variable type (e.g. `nnx.LoRAParam`), a regex
+    searched in the "/"-joined parameter path, a callable on (path, variable), or any other nnx filter.
+    Raises ValueError if it selects no parameter.
+    """
+    if trainable is None:
+        return None
+    predicate = _predicate(trainable)
+    mask: dict[Any, Any] = {}
+    for path, variable in abstract_state.flat_state():
+        node = mask
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = bool(predicate(path, variable))
+    if not any(jax.tree.leaves(mask)):
+        raise ValueError(f"the trainable filter {trainable!r} selects no parameter of the model")
+    return mask
+
+
+def _empty(tree: Any) -> bool:
+    return tree is None or (isinstance(tree, dict) and not tree)
+
+
+def partition(tree: Params, mask: Mask) -> tuple[Params, Params]:
+    """(trainable, frozen): `tree` split by `mask`, each keeping only its leaves (empty dicts dropped)."""
+    if mask is None:
+        return tree, {}
+    if isinstance(mask, bool):
+        return (tree, None) if mask else (None, tree)
+    trainable, frozen = {}, {}
+    for key, subtree in tree.items():
+        a, b = partition(subtree, mask[key])
+        if not _empty(a):
+            trainable[key] = a
+        if not _empty(b):
+            frozen[key] = b
+    return trainable, frozen
+
+
+def merge(trainable: Params, frozen: Params) -> Params:
+    """The inverse of `partition`: one tree with the leaves of both."""
+    if isinstance(trainable, dict) and isinstance(frozen, dict):
+        return {**frozen, **{k: merge(v, frozen[k]) if k in frozen else v for k, v in trainable.items()}}
+    return trainable
 
 
 def _factored_dims(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -122,11 +193,16 @@ def _opt_state_shardings(opt_state_shape: Any, params_shape: Params, param_shard
     return jax.tree_util.tree_map_with_path(choose, opt_state_shape)
 
 
-def _state_shapes(spec: ModelSpec, optimizer: optax.GradientTransformation) -> TrainState:
+def _state_shapes(
+    spec: ModelSpec, optimizer: optax.GradientTransformation, mask: Mask = None, reference: bool = False
+) -> TrainState:
     """`jax.ShapeDtypeStruct`s of the train state, from the abstract parameters (nothing is traced twice)."""
     params = spec.abstract_state.to_pure_dict()
     return TrainState(
-        step=jax.ShapeDtypeStruct((), jnp.int32), params=params, opt_state=jax.eval_shape(optimizer.init, params)
+        step=jax.ShapeDtypeStruct((), jnp.int32),
+        params=params,
+        opt_state=jax.eval_shape(optimizer.init, partition(params, mask)[0]),
+        reference=params if reference else None,
     )
 
 
@@ -135,25 +211,41 @@ def with_shardings(shapes: Any, shardings: Any) -> Any:
     return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
 
 
-def state_shardings(spec: ModelSpec, optimizer: optax.GradientTransformation, mesh: Mesh) -> TrainState:
-    """NamedShardings of every leaf of the train state, from the parameters' logical axes."""
-    shapes = _state_shapes(spec, optimizer)
+def state_shardings(
+    spec: ModelSpec, optimizer: optax.GradientTransformation, mesh: Mesh, mask: Mask = None, reference: bool = False
+) -> TrainState:
+    """NamedShardings of every leaf of the train state, from the parameters' logical axes (a reference's are
+    its parameters')."""
+    shapes = _state_shapes(spec, optimizer, mask, reference)
     param_shardings = spec.param_shardings(mesh)
     return TrainState(
         step=NamedSharding(mesh, PartitionSpec()),
         params=param_shardings,
         opt_state=_opt_state_shardings(shapes.opt_state, shapes.params, param_shardings, mesh),
+        reference=param_shardings if reference else None,
     )
 
 
-def abstract_state(spec: ModelSpec, optimizer: optax.GradientTransformation, mesh: Mesh) -> TrainState:
+def abstract_state(
+    spec: ModelSpec, optimizer: optax.GradientTransformation, mesh: Mesh, mask: Mask = None, reference: bool = False
+) -> TrainState:
     """`jax.ShapeDtypeStruct`s of the train state, with shardings (the restore target for Orbax)."""
-    return with_shardings(_state_shapes(spec, optimizer), state_shardings(spec, optimizer, mesh))
+    return with_shardings(
+        _state_shapes(spec, optimizer, mask, reference), state_shardings(spec, optimizer, mesh, mask, reference)
+    )
 
 
-def _init(spec: ModelSpec, optimizer: optax.GradientTransformation, seed: int | jax.Array) -> TrainState:
-    params = spec.init_params(seed)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
+def initial_state(
+    params: Params, optimizer: optax.GradientTransformation, mask: Mask = None, reference: bool = False
+) -> TrainState:
+    """The state at step 0 for `params`: fresh optimizer state for the trainable ones, and with `reference`
+    a copy of `params` as the frozen reference."""
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=optimizer.init(partition(params, mask)[0]),
+        reference=jax.tree.map(jnp.copy, params) if reference else None,
+    )
 
 
 # The init program runs once: on CPU, where LLVM's optimization of its random-number code dominates the
@@ -162,11 +254,12 @@ _CPU_INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
 def state_initializer(
-    spec: ModelSpec, optimizer: optax.GradientTransformation, mesh: Mesh
+    spec: ModelSpec, optimizer: optax.GradientTransformation, mesh: Mesh, mask: Mask = None, reference: bool = False
 ) -> Callable[[int], TrainState]:
     """`seed -> train state`, compiled once: each array is created inside `jit` directly with its sharding."""
     init = jax.jit(
-        lambda seed: _init(spec, optimizer, jax.random.key(seed)), out_shardings=state_shardings(spec, optimizer, mesh)
+        lambda seed: initial_state(spec.init_params(jax.random.key(seed)), optimizer, mask, reference),
+        out_shardings=state_shardings(spec, optimizer, mesh, mask, reference),
     )
     on_cpu = mesh.devices.flat[0].platform == "cpu"
     compiled = []

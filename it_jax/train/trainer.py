@@ -2,8 +2,9 @@
 
 The same code runs on one CPU, one GPU or a multi-host mesh: the state is created directly in its
 sharding, each host feeds its own shard of the batch, and `jax.jit` is given explicit in/out shardings.
-A step may accumulate gradients over microbatches; the loop evaluates periodically, keeps checkpoints
-(with the input position), and on a preemption notice (SIGTERM) saves and stops.
+A step minimizes an objective (`objectives`) over the trainable parameters, possibly accumulating gradients
+over microbatches; after each step the due hooks (`hooks`) log, evaluate and keep checkpoints (with the input
+position), and on a preemption notice (SIGTERM) the run saves and stops.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import dataclasses
 import functools
 import itertools
 import pathlib
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,42 +30,36 @@ from it_jax.run_dir import RunDirectory
 from it_jax.models.spec import ModelSpec
 from it_jax.train import checkpoints as checkpoints_lib
 from it_jax.train import divergence as divergence_lib
-from it_jax.train import losses, peers, preemption, warm_start
+from it_jax.train import hooks as hooks_lib
 from it_jax.train import metrics as metrics_lib
+from it_jax.train import objectives, peers, preemption, warm_start
 from it_jax.train import resume as resume_lib
-from it_jax.train.state import TrainState, abstract_state, state_initializer, state_shardings
+from it_jax.train import state as state_lib
+from it_jax.train.state import TrainState
 
 Batch = dict[str, jax.Array]
 HostBatch = Mapping[str, np.ndarray]
 
 
-class EvaluationHook(Protocol):
-    """Evaluation during training (e.g. `it_jax.evaluation.periodic.PeriodicEval`): when, and what it measures."""
-
-    def due(self, step: int, *, num_steps: int) -> bool: ...
-
-    def run(self, params: Any) -> dict[str, float]: ...
-
-
 def loss_fn(
-    params: Any,
+    trainable: Any,
+    frozen: Any,
     batch: Mapping[str, jax.Array],
     dropout_key: jax.Array | None,
     *,
     spec: ModelSpec,
-    loss_config: losses.LossConfig,
-    normalizer: jax.Array | None = None,
+    objective: objectives.Objective,
+    normalizer: jax.Array,
+    reference: Any = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """The model's loss on the target tokens (see `losses.cross_entropy`); no dropout when the key is None."""
+    """The objective's loss and summed statistics for the parameters `trainable` and `frozen` (a partition of
+    the model's, see `state.partition`); no dropout when the key is None. `reference`: the frozen reference
+    parameters, for an objective that needs them."""
     rngs = None if dropout_key is None else nnx.Rngs(dropout=dropout_key)
-    logits = spec.bind(params).logits_from_features(batch, rngs=rngs)
-    return losses.cross_entropy(
-        logits,
-        batch["decoder_target_tokens"],
-        batch["decoder_loss_weights"],
-        segment_ids=batch.get("decoder_segment_ids"),
-        config=loss_config,
-        normalizer=normalizer,
+    model = spec.bind(state_lib.merge(trainable, frozen))
+    reference_model = None if reference is None else spec.bind(jax.lax.stop_gradient(reference))
+    return objectives.loss_and_stats(
+        objective, model, batch, rngs=rngs, normalizer=normalizer, reference=reference_model
     )
 
 
@@ -85,49 +79,57 @@ def split_microbatches(batch: Batch, microbatches: int) -> Batch:
 
 
 def accumulate_gradients(
-    params: Any,
+    trainable: Any,
+    frozen: Any,
     batch: Batch,
     dropout_key: jax.Array,
     *,
     spec: ModelSpec,
-    loss_config: losses.LossConfig,
+    objective: objectives.Objective,
     microbatches: int = 1,
     grad_shardings: Any = None,
+    reference: Any = None,
 ) -> tuple[Any, dict[str, jax.Array]]:
-    """Gradients of the whole batch's loss and its summed statistics, over `microbatches` sequential slices.
+    """Gradients (w.r.t. `trainable` only) of the whole batch's loss and its summed statistics, over
+    `microbatches` sequential slices.
 
-    Each microbatch's loss is divided by the whole batch's normalizer, so summed gradients and statistics
-    equal those of the unsplit batch. Gradients accumulate in float32 (sharded like the parameters).
+    Each microbatch's loss is divided by the whole batch's normalizer (`objective.denominator`), so summed
+    gradients and statistics equal those of the unsplit batch. Gradients accumulate in float32 (sharded like
+    the parameters).
     """
-    normalizer = losses.denominator(
-        batch["decoder_loss_weights"],
-        segment_ids=batch.get("decoder_segment_ids"),
-        normalization=loss_config.normalization,
-    )
     grad_fn = jax.value_and_grad(
-        functools.partial(loss_fn, spec=spec, loss_config=loss_config, normalizer=normalizer), has_aux=True
+        functools.partial(
+            loss_fn, spec=spec, objective=objective, normalizer=objective.denominator(batch), reference=reference
+        ),
+        has_aux=True,
     )
     if microbatches == 1:
-        (_, stats), grads = grad_fn(params, batch, dropout_key)
+        (_, stats), grads = grad_fn(trainable, frozen, batch, dropout_key)
         return grads, stats
 
     micro = split_microbatches(batch, microbatches)
 
     def body(carry, xs):
         index, microbatch = xs
-        (_, stats), grads = grad_fn(params, microbatch, jax.random.fold_in(dropout_key, index))
+        (_, stats), grads = grad_fn(trainable, frozen, microbatch, jax.random.fold_in(dropout_key, index))
         grads = jax.tree.map(lambda g: g.astype(jnp.float32), grads)
         return jax.tree.map(jnp.add, carry, (grads, stats)), None
 
     first = jax.tree.map(lambda x: x[0], micro)
-    (_, stat_shapes), grad_shapes = jax.eval_shape(grad_fn, params, first, dropout_key)
+    (_, stat_shapes), grad_shapes = jax.eval_shape(grad_fn, trainable, frozen, first, dropout_key)
     zero_grads = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), grad_shapes)
     if grad_shardings is not None:
         zero_grads = jax.lax.with_sharding_constraint(zero_grads, grad_shardings)
     zero_stats = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), stat_shapes)
     (grads, stats), _ = jax.lax.scan(body, (zero_grads, zero_stats), (jnp.arange(microbatches), micro))
-    grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params)
+    grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, trainable)
     return grads, stats
+
+
+def _real_tokens(batch: Batch) -> jax.Array:
+    """Non-padding input and target tokens of the batch (of both sides of preference pairs)."""
+    counts = [(x > 0).sum() for k, x in batch.items() if k.endswith(("encoder_input_tokens", "decoder_target_tokens"))]
+    return sum(counts, jnp.zeros((), jnp.int32)).astype(jnp.float32)
 
 
 def train_step(
@@ -138,49 +140,58 @@ def train_step(
     optimizer: optax.GradientTransformation,
     schedule: optax.Schedule,
     dropout_seed: int,
-    loss_config: losses.LossConfig = losses.LossConfig(),
+    objective: objectives.Objective = objectives.CrossEntropy(),
+    mask: state_lib.Mask = None,
     microbatches: int = 1,
     grad_shardings: Any = None,
     skip_nonfinite: bool = False,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One optimizer step; dropout randomness is derived from (seed, step), so resuming reproduces it.
+    """One optimizer step of the parameters `mask` selects (None: all; the others stay as they are);
+    dropout randomness is derived from (seed, step), so resuming reproduces it.
 
-    The statistics include `nonfinite` (1.0 when the loss, the gradient norm or an updated parameter is not
-    finite). With `skip_nonfinite` such an update is dropped: parameters and optimizer state stay as they
+    The statistics include `nonfinite` (1.0 when a statistic, the gradient norm or an updated parameter is
+    not finite). With `skip_nonfinite` such an update is dropped: parameters and optimizer state stay as they
     were, the step still advances, and the step's statistics are zeroed (`skipped` counts it).
     """
     dropout_key = jax.random.fold_in(jax.random.key(dropout_seed), state.step)
+    trainable, frozen = state_lib.partition(state.params, mask)
     grads, stats = accumulate_gradients(
-        state.params,
+        trainable,
+        frozen,
         batch,
         dropout_key,
         spec=spec,
-        loss_config=loss_config,
+        objective=objective,
         microbatches=microbatches,
         grad_shardings=grad_shardings,
+        reference=state.reference,
     )
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    real_tokens = sum((batch[k] > 0).sum() for k in ("encoder_input_tokens", "decoder_target_tokens") if k in batch)
-    stats = {
-        **stats,
-        "grad_norm": optax.global_norm(grads),
-        "real_tokens": real_tokens.astype(jnp.float32),
-    }
-    finite = jnp.isfinite(stats["nll_sum"]) & jnp.isfinite(stats["grad_norm"]) & divergence_lib.all_finite(params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
+    updated = optax.apply_updates(trainable, updates)
+    stats = {**stats, "grad_norm": optax.global_norm(grads), "real_tokens": _real_tokens(batch)}
+    finite = divergence_lib.all_finite(stats) & divergence_lib.all_finite(updated)
     if skip_nonfinite:
-        params, opt_state = divergence_lib.keep_if(finite, (params, opt_state), (state.params, state.opt_state))
+        updated, opt_state = divergence_lib.keep_if(finite, (updated, opt_state), (trainable, state.opt_state))
         stats = {name: jnp.where(finite, value, 0.0).astype(value.dtype) for name, value in stats.items()}
         stats["skipped"] = 1.0 - finite.astype(jnp.float32)
     stats.update(learning_rate=schedule(state.step), nonfinite=1.0 - finite.astype(jnp.float32))
-    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), stats
+    params = state_lib.merge(updated, frozen)
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), stats
 
 
 def eval_step(
-    params: Any, batch: Batch, *, spec: ModelSpec, loss_config: losses.LossConfig
+    params: Any,
+    batch: Batch,
+    reference: Any = None,
+    *,
+    spec: ModelSpec,
+    objective: objectives.Objective = objectives.CrossEntropy(),
 ) -> dict[str, jax.Array]:
-    """Summed loss statistics of a batch without dropout (see `losses.cross_entropy`)."""
-    _, stats = loss_fn(params, batch, None, spec=spec, loss_config=loss_config)
+    """The objective's summed statistics of a batch without dropout (e.g. `nll_sum`, `correct`, `tokens`)."""
+    _, stats = loss_fn(
+        params, {}, batch, None, spec=spec, objective=objective, normalizer=objective.denominator(batch),
+        reference=reference,
+    )
     return stats
 
 
@@ -191,7 +202,10 @@ class Trainer:
     Attributes:
       microbatches: each step's batch is split into this many sequential microbatches whose gradients are
         summed (gradient accumulation: the same update in less activation memory).
-      loss_config: label smoothing, z-loss and loss normalization.
+      objective: what a step minimizes (`objectives.CrossEntropy` by default: next-token cross-entropy).
+      trainable: which parameters train (see `state.trainable_mask`: a Variable type such as `nnx.LoRAParam`,
+        a path regex, a callable on (path, variable); None: all). The others stay bitwise as they are and
+        carry no optimizer state.
       divergence: what a non-finite step does (stop the run, or skip the update).
     """
 
@@ -202,16 +216,21 @@ class Trainer:
     rules: sharding_lib.AxisRules = sharding_lib.DEFAULT_RULES
     dropout_seed: int = 0
     microbatches: int = 1
-    loss_config: losses.LossConfig = losses.LossConfig()
+    objective: objectives.Objective = objectives.CrossEntropy()
+    trainable: Any = None
     divergence: divergence_lib.DivergencePolicy = divergence_lib.DivergencePolicy()
 
     def __post_init__(self):
         if self.microbatches < 1:
             raise ValueError(f"microbatches must be at least 1, got {self.microbatches}")
+        self.mask = state_lib.trainable_mask(self.spec.abstract_state, self.trainable)
+        self.needs_reference = bool(getattr(self.objective, "needs_reference", False))
+        layout = (self.spec, self.optimizer, self.mesh, self.mask, self.needs_reference)
         with sharding_lib.axis_rules(self.rules):
-            self.state_shardings = state_shardings(self.spec, self.optimizer, self.mesh)
-            self.data_sharding = sharding_lib.data_sharding(self.mesh)
-            self._init = state_initializer(self.spec, self.optimizer, self.mesh)
+            self.state_shardings = state_lib.state_shardings(*layout)
+            # The leading axis over the batch axes, whatever a feature's rank (e.g. [batch] reference log-probs).
+            self.data_sharding = sharding_lib.data_sharding(self.mesh, ndim=1)
+            self._init = state_lib.state_initializer(*layout)
         replicated = NamedSharding(self.mesh, PartitionSpec())
         self._step = jax.jit(
             functools.partial(
@@ -220,9 +239,10 @@ class Trainer:
                 optimizer=self.optimizer,
                 schedule=self.schedule,
                 dropout_seed=self.dropout_seed,
-                loss_config=self.loss_config,
+                objective=self.objective,
+                mask=self.mask,
                 microbatches=self.microbatches,
-                grad_shardings=self.state_shardings.params,
+                grad_shardings=state_lib.partition(self.state_shardings.params, self.mask)[0],
                 skip_nonfinite=self.divergence.skip,
             ),
             in_shardings=(self.state_shardings, self.data_sharding),
@@ -230,8 +250,8 @@ class Trainer:
             donate_argnums=(0,),
         )
         self._eval = jax.jit(
-            functools.partial(eval_step, spec=self.spec, loss_config=self.loss_config),
-            in_shardings=(self.state_shardings.params, self.data_sharding),
+            functools.partial(eval_step, spec=self.spec, objective=self.objective),
+            in_shardings=(self.state_shardings.params, self.data_sharding, self.state_shardings.reference),
             out_shardings=replicated,
         )
 
@@ -239,9 +259,14 @@ class Trainer:
         with sharding_lib.axis_rules(self.rules):
             return self._init(seed)
 
+    def with_params(self, state: TrainState, params: Any) -> TrainState:
+        """`state` with other initial parameters (a warm start): its reference, if any, becomes a copy of them."""
+        reference = jax.tree.map(lambda x: x.copy(), params) if state.reference is not None else None
+        return state.replace(params=params, reference=reference)
+
     def abstract_state(self) -> TrainState:
         with sharding_lib.axis_rules(self.rules):
-            return abstract_state(self.spec, self.optimizer, self.mesh)
+            return state_lib.abstract_state(self.spec, self.optimizer, self.mesh, self.mask, self.needs_reference)
 
     def to_global(self, host_batch: HostBatch) -> Batch:
         """Assembles each host's share of the batch into global arrays sharded over the batch axes."""
@@ -257,10 +282,17 @@ class Trainer:
         with jax.set_mesh(self.mesh), sharding_lib.axis_rules(self.rules):
             return self._step.lower(state, batch)
 
-    def eval(self, params: Any, batch: Batch) -> dict[str, jax.Array]:
-        """Summed loss statistics (`nll_sum`, `correct`, `tokens` ...) of `batch` under `params`."""
+    def eval(self, params: Any, batch: Batch, reference: Any = None) -> dict[str, jax.Array]:
+        """The objective's summed statistics (`nll_sum`, `correct`, `tokens` ...) of `batch` under `params`
+        (and the frozen `reference` parameters, for an objective that needs them)."""
+        if self.needs_reference and reference is None:
+            raise ValueError(f"the {self.objective.name} objective evaluates with the reference parameters too")
         with jax.set_mesh(self.mesh), sharding_lib.axis_rules(self.rules):
-            return self._eval(params, batch)
+            return self._eval(params, batch, reference if self.needs_reference else None)
+
+    def eval_host_batch(self, params: Any, host_batch: HostBatch) -> dict[str, jax.Array]:
+        """`eval` of this host's share of a batch (see `to_global`)."""
+        return self.eval(params, self.to_global(host_batch))
 
 
 def _start_while_compiling(
@@ -330,49 +362,10 @@ def _initial_state(
     state = trainer.init(seed)
     if init_from:
         params, report = warm_start.load_matching_params(init_from, params=state.params)
-        state = state.replace(params=params)
+        state = trainer.with_params(state, params)
         if jax.process_index() == 0:
             print(report.summary(), flush=True)
     return state, 0, 0
-
-
-@dataclasses.dataclass
-class _Loop:
-    """What a training step touches besides the state: the divergence monitor, the logger, the evaluation
-    hook, the preemption watcher and the checkpoints."""
-
-    trainer: Trainer
-    checkpointer: checkpoints_lib.Checkpointer
-    logger: metrics_lib.MetricsLogger
-    monitor: divergence_lib.DivergenceMonitor
-    watcher: preemption.PreemptionWatcher
-    evaluation: EvaluationHook | None
-    metadata: dict[str, Any]
-    num_steps: int
-    save_every: int
-
-    def run_step(self, state: TrainState, host_batch: HostBatch, *, step: int, position: int) -> TrainState:
-        """Runs `step` on `host_batch`, then logs, evaluates and saves as due (`position`: batches consumed)."""
-        state, stats = self.trainer.step(state, self.trainer.to_global(host_batch))
-        self.checkpointer.raise_if_save_failed()  # a background save that failed stops the run now
-        self.monitor.observe(step, stats)
-        self.logger.update(step, stats)
-        eval_metrics = None
-        if self.evaluation is not None and self.evaluation.due(step, num_steps=self.num_steps):
-            started = time.perf_counter()
-            eval_metrics = self.evaluation.run(state.params)
-            self.logger.log_eval(step, eval_metrics, seconds=time.perf_counter() - started)
-        stop = self.watcher.should_stop(step)
-        if stop or step == self.num_steps or step % self.save_every == 0:
-            self.monitor.settle()  # a non-finite state raises here instead of being saved
-            self.checkpointer.save(
-                step, state, self.metadata, data_position=position, metrics=eval_metrics, force=True
-            )
-            self.monitor.saved(step)
-        peers.report_progress(step=step, saved_step=self.checkpointer.last_committed)
-        if stop:
-            raise preemption.Preempted(step)
-        return state
 
 
 def train(
@@ -386,7 +379,7 @@ def train(
     keep_checkpoints: int | None = 3,
     log_every: int = 10,
     metadata: Mapping[str, Any] | None = None,
-    evaluation: EvaluationHook | None = None,
+    hooks: Sequence[hooks_lib.Hook] = (),
     keep_best: int = 0,
     best_metric: str = "eval/loss",
     best_mode: str = "min",
@@ -410,8 +403,9 @@ def train(
       save_every: checkpoint interval in steps; the final step is always saved.
       keep_checkpoints: how many of the latest checkpoints to keep (None: all).
       metadata: JSON-serializable description of the run stored with each checkpoint.
-      evaluation: evaluates every few steps; its metrics are logged, and are stored with a checkpoint
-        saved at the same step (set its interval to divide `save_every` for the "best" bookkeeping).
+      hooks: run after the steps they are due at (see `hooks`), between the logging of the step's statistics
+        and the checkpoint: e.g. `hooks.Evaluate`, whose metrics are logged and stored with a checkpoint saved
+        at the same step (set its `every` to divide `save_every` for the "best" bookkeeping).
       keep_best: also keep this many checkpoints with the best `best_metric` ("min" or "max" `best_mode`).
       init_from: when starting from scratch, a model directory (or its `checkpoints/`) whose parameters
         initialize every parameter of the same path and shape (see `warm_start`).
@@ -460,23 +454,24 @@ def train(
         log_every=log_every,
         peak_flops_per_device=peak_flops_per_device,
         tensorboard=tensorboard,
+        summarize=trainer.objective.metrics,
     )
     peers.report_progress(step=start, saved_step=checkpointer.last_committed)
     stream: Iterator[HostBatch] = iter(())
     try:
         with preemption.PreemptionWatcher() as watcher:
-            loop = _Loop(
-                trainer=trainer,
+            monitor = divergence_lib.DivergenceMonitor(
+                trainer.divergence, checkpoints=str(checkpointer.directory), last_saved=start or None
+            )
+            save = hooks_lib.SaveCheckpoint(checkpointer, monitor, dict(metadata or {}), every=save_every)
+            loop = hooks_lib.Loop(
+                step=lambda state, host_batch: trainer.step(state, trainer.to_global(host_batch)),
                 checkpointer=checkpointer,
                 logger=logger,
-                monitor=divergence_lib.DivergenceMonitor(
-                    trainer.divergence, checkpoints=str(checkpointer.directory), last_saved=start or None
-                ),
+                monitor=monitor,
                 watcher=watcher,
-                evaluation=evaluation,
-                metadata=dict(metadata or {}),
+                hooks=[hooks_lib.LogMetrics(), *hooks, save],
                 num_steps=num_steps,
-                save_every=save_every,
             )
             if start < num_steps:
                 stream, first = _start_while_compiling(trainer, state, batches, position, batch_shapes, num_tasks)

@@ -65,7 +65,7 @@ def _model(kind):
         logits = spec.bind(params).logits_from_features(batch)
         one_row = lambda l, t, w: losses.cross_entropy(l[None], t[None], w[None])[1]["nll_sum"]  # noqa: E731
         rows = jax.vmap(one_row)(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
-        return rows, trainer.eval_step(params, batch, spec=spec, loss_config=losses.LossConfig())["nll_sum"]
+        return rows, trainer.eval_step(params, batch, spec=spec)["nll_sum"]
 
     return spec, spec.init_params(3), statistics
 

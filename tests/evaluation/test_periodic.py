@@ -1,4 +1,4 @@
-"""The periodic evaluation's loss mode per task, with a stand-in trainer (no model): what is logged, and
+"""The periodic evaluation's loss mode per task, with a stand-in eval function (no model): what is logged, and
 that each task's batches are read once."""
 
 import numpy as np
@@ -7,15 +7,10 @@ import pytest
 from it_jax.evaluation import periodic
 
 
-class SummingTrainer:
-    """`eval` sums a batch's made-up statistics: every row is `[nll, correct, tokens]`."""
-
-    def to_global(self, batch):
-        return batch
-
-    def eval(self, params, batch):
-        nll, correct, tokens = (batch["stats"] * params).sum(axis=0)
-        return {"nll_sum": nll, "correct": correct, "tokens": tokens}
+def summing_eval(params, batch):
+    """Sums a batch's made-up statistics: every row is `[nll, correct, tokens]`."""
+    nll, correct, tokens = (batch["stats"] * params).sum(axis=0)
+    return {"nll_sum": nll, "correct": correct, "tokens": tokens}
 
 
 def _batches(rows, opened):
@@ -33,7 +28,7 @@ def test_loss_per_task_and_pooled_over_tasks():
         "task_a": _batches([[6.0, 1.0, 2.0], [2.0, 1.0, 2.0], [100.0, 0.0, 1.0]], opened),  # third batch unused
         "task_b": _batches([[3.0, 3.0, 4.0]], opened),
     }
-    hook = periodic.PeriodicEval(trainer=SummingTrainer(), batches=batches, num_batches=2, every=10)
+    hook = periodic.PeriodicEval(evaluate=summing_eval, batches=batches, num_batches=2)
     metrics = hook.run(1.0)
     assert metrics == {
         "eval/loss": pytest.approx(11.0 / 8),
@@ -50,15 +45,14 @@ def test_loss_per_task_and_pooled_over_tasks():
 
 
 def test_one_eval_set_logs_no_task_metrics():
-    hook = periodic.PeriodicEval(trainer=SummingTrainer(), batches=_batches([[4.0, 1.0, 2.0]], []), num_batches=5,
-                                 every=1)
+    hook = periodic.PeriodicEval(evaluate=summing_eval, batches=_batches([[4.0, 1.0, 2.0]], []), num_batches=5)
     assert hook.run(1.0) == {"eval/loss": 2.0, "eval/accuracy": 0.5, "eval/tokens": 2.0}
 
 
 def test_a_task_without_eval_batches_is_named():
     batches = {"task_a": _batches([[1.0, 1.0, 1.0]], []), "task_empty": _batches([], [])}
-    hook = periodic.PeriodicEval(trainer=SummingTrainer(), batches=batches, num_batches=1, every=1)
+    hook = periodic.PeriodicEval(evaluate=summing_eval, batches=batches, num_batches=1)
     with pytest.raises(ValueError, match="no batches for task 'task_empty'"):
         hook.run(1.0)
     with pytest.raises(ValueError, match="needs eval batches"):
-        periodic.PeriodicEval(trainer=SummingTrainer(), batches={}, num_batches=1, every=1)
+        periodic.PeriodicEval(evaluate=summing_eval, batches={}, num_batches=1)

@@ -6,7 +6,7 @@ import pytest
 
 from it_jax import sharding
 from it_jax.evaluation.periodic import PeriodicEval
-from it_jax.train import losses
+from it_jax.train import hooks, objectives
 from it_jax.train import trainer as trainer_lib
 from it_jax.train.checkpoints import Checkpointer
 
@@ -21,18 +21,17 @@ def test_eval_metrics_over_a_fixed_set_read_once(stacked_spec, optimizer, schedu
         for i in range(100):
             yield make_lm_batch(i)
 
-    evaluation = PeriodicEval(trainer=trainer, batches=batches, num_batches=2, every=5)
+    evaluation = PeriodicEval(evaluate=trainer.eval_host_batch, batches=batches, num_batches=2)
     state = trainer.init(seed=0)
     first = evaluation.run(state.params)
     # The loss of the same parameters on both batches at once, computed eagerly.
     both = {k: np.concatenate([make_lm_batch(0)[k], make_lm_batch(1)[k]]) for k in make_lm_batch(0)}
-    _, totals = trainer_lib.loss_fn(state.params, both, None, spec=stacked_spec, loss_config=losses.LossConfig())
+    totals = trainer_lib.eval_step(state.params, both, spec=stacked_spec, objective=objectives.CrossEntropy())
     tokens = float(totals["tokens"])
     assert first["eval/loss"] == pytest.approx(float(totals["nll_sum"]) / tokens, rel=1e-5)
     assert first["eval/tokens"] == tokens and 0.0 <= first["eval/accuracy"] <= 1.0
     assert evaluation.run(state.params) == first
     assert opened == [1]
-    assert [s for s in range(1, 13) if evaluation.due(s, num_steps=12)] == [5, 10, 12]
 
 
 def test_eval_during_training_is_logged_and_ranks_checkpoints(
@@ -47,10 +46,10 @@ def test_eval_during_training_is_logged_and_ranks_checkpoints(
             yield make_lm_batch(position % 2)
             position += 1
 
-    evaluation = PeriodicEval(trainer=trainer, batches=lambda: batches(0), num_batches=1, every=2)
+    evaluation = PeriodicEval(evaluate=trainer.eval_host_batch, batches=lambda: batches(0), num_batches=1)
     trainer_lib.train(
         trainer=trainer, batches=batches, model_dir=tmp_path, num_steps=4, save_every=2, keep_checkpoints=1,
-        keep_best=1, evaluation=evaluation, log_every=2, tensorboard=False,
+        keep_best=1, hooks=[hooks.Evaluate(evaluation.run, every=2)], log_every=2, tensorboard=False,
     )
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     evals = {r["step"]: r["eval/loss"] for r in records if "eval/loss" in r}
@@ -83,10 +82,12 @@ def test_metrics_mode_logs_flattened_evaluator_results(spec, optimizer, schedule
         )
         return periodic.flatten_results(results)
 
-    hook = periodic.PeriodicEval(trainer=trainer, batches=None, num_batches=1, every=3, task_metrics=task_metrics)
+    hook = periodic.PeriodicEval(
+        evaluate=trainer.eval_host_batch, batches=None, num_batches=1, task_metrics=task_metrics
+    )
     metrics = hook.run("params")
     assert seen == ["params"]
     assert metrics == {"eval/a/zs_opt/accuracy": 75.0, "eval/b/fs_opt/bleu": 10.0, "eval/b/fs_opt/rouge1": 20.0,
                        "eval/mean_template": 42.5}
     with pytest.raises(ValueError, match="needs eval batches"):
-        periodic.PeriodicEval(trainer=trainer, batches=None, num_batches=1, every=3)
+        periodic.PeriodicEval(evaluate=trainer.eval_host_batch, batches=None, num_batches=1)

@@ -90,3 +90,29 @@ def test_fsdp_over_8_devices_holds_an_eighth_of_the_train_state_on_each(name):
     # Replicated, and small: relative position biases, step counters, and statistics over `vocab` (a tensor axis).
     assert max(held.values()) <= 1.05 * total / 8
     assert sum(held.values()) >= total
+
+
+def test_trainable_mask_partition_and_merge(tiny_config):
+    from flax import nnx
+
+    from it_jax.train import state as state_lib
+
+    spec = ModelSpec.create(lambda rngs: t5.T5(tiny_config, rngs=rngs))
+    params = spec.init_params(0)
+    mask = state_lib.trainable_mask(spec.abstract_state, r"decoder/.*attention")
+    trainable, frozen = state_lib.partition(params, mask)
+    names = lambda tree: {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]}  # noqa: E731
+    assert names(trainable) and all("['decoder']" in n and "attention" in n for n in names(trainable))
+    assert names(trainable) | names(frozen) == names(params) and not names(trainable) & names(frozen)
+    merged = state_lib.merge(trainable, frozen)
+    assert jax.tree.structure(merged) == jax.tree.structure(params)
+    for a, b in zip(jax.tree.leaves(merged), jax.tree.leaves(params)):
+        assert a is b
+    # A Variable type, a callable on (path, variable), and None (everything).
+    mlp = sum("'mlp'" in name for name in names(params))
+    assert mlp and sum(jax.tree.leaves(state_lib.trainable_mask(spec.abstract_state, lambda p, v: "mlp" in p))) == mlp
+    with pytest.raises(ValueError, match="selects no parameter"):
+        state_lib.trainable_mask(spec.abstract_state, lambda path, v: False)
+    assert all(jax.tree.leaves(state_lib.trainable_mask(spec.abstract_state, nnx.Param)))
+    assert state_lib.trainable_mask(spec.abstract_state, None) is None
+    assert state_lib.partition(params, None) == (params, {})

@@ -3,14 +3,17 @@ import functools
 import itertools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import tiny
+from flax import nnx
 from jax.sharding import PartitionSpec
 
 from it_jax import sharding
 from it_jax.data import layout, packed_input, vocab
-from it_jax.train import losses
+from it_jax.models.spec import ModelSpec
+from it_jax.train import losses, objectives
 from it_jax.train import trainer as trainer_lib
 from it_jax.train.checkpoints import Checkpointer
 
@@ -87,7 +90,7 @@ def test_gradient_accumulation_equals_the_full_batch(stacked_spec, optimizer, sc
     config = losses.LossConfig(normalization=normalization, z_loss=1e-3, label_smoothing=0.1)
     results = []
     for microbatches in (1, 4):
-        kwargs = {"microbatches": microbatches, "loss_config": config}
+        kwargs = {"microbatches": microbatches, "objective": objectives.CrossEntropy(config)}
         trainer = _trainer(stacked_spec, optimizer, schedule, trainer_kwargs=kwargs, data=2)
         state, stats = trainer.step(trainer.init(seed=0), trainer.to_global(batch))
         results.append((state, stats))
@@ -180,3 +183,65 @@ def test_a_run_resumed_at_input_position_1000_reads_the_uninterrupted_runs_batch
         np.testing.assert_array_equal(value, uninterrupted[1000][name])
     assert not np.array_equal(read[0]["encoder_input_tokens"], uninterrupted[999]["encoder_input_tokens"])
     assert Checkpointer(tmp_path / "checkpoints").data_position(2) == 1001
+
+
+class TinyLoRALM(nnx.Module):
+    """A model holding both plain parameters and LoRA parameters (`nnx.LoRAParam`) beside them."""
+
+    def __init__(self, *, vocab: int = 128, d: int = 16, rank: int = 4, rngs: nnx.Rngs):
+        def param(kind, shape, axes):
+            init = nnx.with_partitioning(nnx.initializers.normal(0.2), axes, eager_sharding=False)
+            return kind(init(rngs.params(), shape, jnp.float32))
+
+        self.embedding = param(nnx.Param, (vocab, d), ("vocab", "embed"))
+        self.kernel = param(nnx.Param, (d, d), ("embed", "mlp"))
+        self.lora_a = param(nnx.LoRAParam, (d, rank), ("embed", None))
+        self.lora_b = param(nnx.LoRAParam, (rank, d), (None, "mlp"))
+
+    def logits_from_features(self, features, *, rngs=None):
+        x = self.embedding[...][features["decoder_input_tokens"]]
+        h = jnp.tanh(x @ (self.kernel[...] + self.lora_a[...] @ self.lora_b[...]))
+        return h @ self.embedding[...].T
+
+
+def _opt_state_paths(state) -> set[str]:
+    return {jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(state.opt_state)[0]}
+
+
+@pytest.mark.parametrize("trainable, frozen", [(nnx.LoRAParam, ("embedding", "kernel")), ("lora_b", ("embedding",
+                                                                                                    "kernel", "lora_a"))])
+def test_frozen_parameters_stay_bitwise_and_carry_no_optimizer_state(
+    optimizer, schedule, make_lm_batch, trainable, frozen
+):
+    spec = ModelSpec.create(lambda rngs: TinyLoRALM(rngs=rngs))
+    trainer = _trainer(spec, optimizer, schedule, trainer_kwargs={"trainable": trainable}, data=2)
+    state = trainer.init(seed=0)
+    before = jax.tree.map(np.asarray, state.params)
+    for i in range(3):
+        state, stats = trainer.step(state, trainer.to_global(make_lm_batch(i)))
+    after = jax.tree.map(np.asarray, state.params)
+    for name in frozen:
+        tiny.assert_bitwise_equal({name: after[name]}, {name: before[name]})
+        assert not any(f"'{name}'" in path for path in _opt_state_paths(state)), name
+    for name in set(after) - set(frozen):
+        assert not np.array_equal(after[name], before[name]), name
+        assert any(f"'{name}'" in path for path in _opt_state_paths(state)), name
+    # Only the trainable parameters' gradients count towards the norm that clipping sees.
+    assert float(stats["grad_norm"]) > 0
+
+
+def test_a_filter_that_selects_nothing_is_refused(stacked_spec, optimizer, schedule):
+    with pytest.raises(ValueError, match="selects no parameter"):
+        _trainer(stacked_spec, optimizer, schedule, trainer_kwargs={"trainable": "no_such_param"}, data=1)
+
+
+def test_a_partly_frozen_run_resumes_bitwise(tmp_path, stacked_spec, optimizer, schedule, make_lm_batch):
+    trainer = _trainer(stacked_spec, optimizer, schedule, trainer_kwargs={"trainable": "w_in|head"}, data=1)
+    common = {"trainer": trainer, "batches": _counting_batches(make_lm_batch, []), "tensorboard": False}
+    trainer_lib.train(model_dir=tmp_path, num_steps=2, save_every=1, **common)
+    resumed = trainer_lib.train(model_dir=tmp_path, num_steps=4, save_every=1, **common)
+    straight = trainer_lib.train(model_dir=tmp_path / "straight", num_steps=4, save_every=10, **common)
+    tiny.assert_bitwise_equal(jax.tree.map(np.asarray, resumed.params), jax.tree.map(np.asarray, straight.params))
+    for a, b in zip(jax.tree.leaves(resumed.opt_state), jax.tree.leaves(straight.opt_state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not any("w_out" in path or "embedding" in path for path in _opt_state_paths(resumed))
