@@ -28,6 +28,9 @@ _ARCHITECTURES = {
 }
 # Gemma 2's MLP activation (GeGLU with the tanh approximation, it_jax's "gelu").
 _GEMMA_ACTIVATION = "gelu_pytorch_tanh"
+# transformers' Gemma 2 builds a sliding-window mask even when every layer is global, and needs a window for it:
+# one longer than any sequence, so it would not matter even if used.
+_UNUSED_GEMMA_WINDOW = 2**31 - 1
 
 
 def unsupported(where: Any, message: str) -> ValueError:
@@ -204,7 +207,7 @@ def _family_fields(config: decoder.DecoderConfig, model_type: str) -> dict[str, 
     return {
         "hidden_activation": _GEMMA_ACTIVATION,
         "query_pre_attn_scalar": int(scalar) if float(scalar).is_integer() else scalar,
-        "sliding_window": config.sliding_window,
+        "sliding_window": _UNUSED_GEMMA_WINDOW if config.sliding_window is None else config.sliding_window,
         "layer_types": layer_types,
         "attn_logit_softcapping": config.attn_logit_softcap,
         "final_logit_softcapping": config.final_logit_softcap,

@@ -82,6 +82,10 @@ SMALL_CONFIGS = {
         **GEMMA2,
     ),
 }
+# Gemma 2 with global attention in every layer (transformers still needs a sliding_window in its config).
+SMALL_CONFIGS["gemma2_global"] = dataclasses.replace(
+    SMALL_CONFIGS["gemma2"], sliding_window=None, sliding_window_layers=None
+)
 
 
 def build(name: str) -> transformers.PreTrainedModel:
@@ -217,7 +221,7 @@ def test_hf_to_it_to_hf_is_exact(name, checkpoint, tmp_path):
     assert hf.from_hf(tmp_path)[0] == hf.from_hf(directory)[0]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [*NAMES, "gemma2_global"])
 def test_it_to_hf_loads_in_transformers_with_the_same_logits(name, tmp_path, random_params):
     config = SMALL_CONFIGS[name]
     params = random_params(config, 3)
@@ -227,7 +231,7 @@ def test_it_to_hf_loads_in_transformers_with_the_same_logits(name, tmp_path, ran
     flat, flat_back = tree.flatten(params), tree.flatten(params_back)
     assert flat.keys() == flat_back.keys() and all(np.array_equal(flat[p], flat_back[p]) for p in flat)
     loaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation="eager").eval()
-    assert type(loaded).__name__ == ARCHITECTURES[name]
+    assert type(loaded).__name__ == ARCHITECTURES[name.replace("_global", "")]
     inputs = np.random.default_rng(0).integers(1, 96, (2, 29))
     diff = np.abs(our_logits(config, params, inputs) - their_logits(loaded, inputs)).max()
     print(f"{name}: exported model, max |logit diff| = {diff:.3g}")
@@ -324,3 +328,18 @@ def test_gin_configs_export_the_published_configs_whose_transformers_models_have
         model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model(**exported))
     count = sum(p.numel() for p in model.parameters())
     assert f"{count:,}" in (GIN_MODELS / f"{name}.gin").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    "name, change, message",
+    [
+        ("gemma2", {"post_norms": False}, r"needs all of them .* missing \['post_norms'\]"),
+        ("llama3_scaled", {"final_logit_softcap": 30.0}, "Gemma 2's options"),
+        ("mistral_sliding", {"sliding_window_layers": (1,)}, "Mistral windows every layer or none"),
+        ("qwen2_sliding", {"sliding_window_layers": (0, 2)}, "Qwen2 windows the layers from max_window_layers"),
+        ("qwen3", {"sliding_window": 4}, r"q/k norms \(Qwen3\) and a sliding window"),
+    ],
+)
+def test_configs_without_a_transformers_family_are_refused_on_export(name, change, message):
+    with pytest.raises(ValueError, match=message):
+        hf_configs.decoder_config_to_hf(dataclasses.replace(SMALL_CONFIGS[name], **change))
