@@ -8,20 +8,24 @@ Records come from JSONL in two forms, told apart per line:
   are stripped, must alternate starting and ending with the user, and be non-empty, as must the replies (the
   rules by which `../shared/data` derived its `*_messages` files from the transcripts).
 
-Rendering (`encode_pairs`): the prompt is `apply_chat_template(fmt, prompt, add_generation_prompt=True)` and
+Rendering for decoder layouts (`encode_pairs`): the prompt is `apply_chat_template(fmt, prompt, add_generation_prompt=True)` and
 the whole `apply_chat_template(fmt, prompt + [reply])` less trailing whitespace, so the response is the reply
 and its end-of-turn text. The whole is tokenized once with the run's vocabulary and the response is what
 follows the prompt's tokens when those are a prefix of the whole's (the tokenization SFT sees); when they are
 not (a token crosses the boundary), the prompt and the response text are tokenized separately and joined.
 
 Features (numpy, fixed-size rows, one pair per row, no packing), for each side `s` in chosen, rejected:
-- decoder-only: `s_decoder_target_tokens` (prompt then response), `s_decoder_input_tokens` (the targets
-  shifted right after a 0), `s_decoder_loss_weights` (1 exactly on the response tokens);
-- encoder-decoder: `s_encoder_input_tokens` (the prompt), `s_decoder_*` (the response; weights 1 on it).
-Truncation keeps the end of the prompt and the start of the response: when a pair's prompt and longer
-response do not fit `max_length`, the prompt keeps its last `max_prompt_length` tokens and each response its
-first `max_length - prompt` tokens (encoder-decoder: the prompt is cut to `max_prompt_length`, the responses
-to `max_length`). A pair whose response is left empty is dropped and counted (`PreferenceData.dropped`).
+- decoder layouts (`PromptLayout`, as `it_jax.data.packed_input` lays out a conversation): the sequence is the
+  layout's start token (unless the template wrote it) + prompt + response; `s_decoder_input_tokens` is
+  `sequence[:-1]`, `s_decoder_target_tokens` `sequence[1:]`, `s_decoder_loss_weights` 1 exactly on the
+  predicted response tokens, and for prefix LMs `s_decoder_causal_attention` 1 on the start + prompt;
+- encoder-decoder (as seqio's chat features for T5): `s_encoder_input_tokens` the rendered prompt + EOS,
+  `s_decoder_target_tokens` the reply's content + EOS (weights 1 on it), inputs shifted right after a 0.
+Truncation keeps the end of the prompt and the start of the response. Decoder layouts: when a pair's prompt
+and longer response do not fit `max_length`, the prompt keeps its last `max_prompt_length` tokens and each
+response what fits after it; a pair whose response is left empty is dropped and counted
+(`PreferenceData.dropped`). Encoder-decoder: the encoder keeps the last `max_prompt_length` tokens, each
+reply its first `max_length - 1` and the EOS.
 
 `preference_batches` makes batch b a pure function of (seed, b): epoch e visits the pairs in the order
 `default_rng([seed, e]).permutation(n)`, so resuming at batch b needs no replay. `add_reference_logps` stores
@@ -42,6 +46,7 @@ import seqio
 
 from it_jax import errors
 from it_jax.data import chat, chat_sources
+from it_jax.data.layout import PromptLayout
 
 Message = dict[str, str]
 HUMAN, ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
@@ -166,63 +171,74 @@ def tokenize_pair_side(vocabulary: seqio.Vocabulary, fmt: str, prompt: Sequence[
     return prompt_ids, list(vocabulary.encode(whole[len(prompt_text):]))
 
 
-def _row(tokens: Sequence[int], weights: Sequence[int], length: int, prefix: str) -> dict[str, np.ndarray]:
-    targets = np.zeros(length, np.int32)
-    targets[:len(tokens)] = tokens
-    loss_weights = np.zeros(length, np.float32)
-    loss_weights[:len(weights)] = weights
-    return {f"{prefix}decoder_target_tokens": targets,
-            f"{prefix}decoder_input_tokens": np.concatenate([[0], targets[:-1]]).astype(np.int32),
-            f"{prefix}decoder_loss_weights": loss_weights}
+def _pad(values: Sequence[int], length: int, dtype=np.int32) -> np.ndarray:
+    row = np.zeros(length, dtype)
+    row[:len(values)] = values
+    return row
 
 
-def _encode_pair(pair: PreferencePair, vocabulary: seqio.Vocabulary, fmt: str, *, encoder_decoder: bool,
+def _decoder_row(head: list[int], response: list[int], length: int, prefix_lm: bool) -> dict[str, np.ndarray]:
+    """A decoder layout's row: the model reads `sequence[:-1]` and predicts `sequence[1:]`, sequence = head
+    (start token and prompt) + response; the weights mark the predicted response tokens."""
+    sequence = head + response
+    weights = [0] * (len(head) - 1) + [1] * len(response)
+    row = {"decoder_input_tokens": _pad(sequence[:-1], length), "decoder_target_tokens": _pad(sequence[1:], length),
+           "decoder_loss_weights": _pad(weights, length, np.float32)}
+    if prefix_lm:
+        row["decoder_causal_attention"] = _pad([1] * len(head), length)
+    return row
+
+
+def _encode_pair(pair: PreferencePair, vocabulary: seqio.Vocabulary, fmt: str, layout: PromptLayout,
                  max_length: int, max_prompt_length: int) -> dict[str, np.ndarray] | None:
-    sides = [tokenize_pair_side(vocabulary, fmt, pair.prompt, reply) for reply in (pair.chosen, pair.rejected)]
-    prompt = sides[0][0]
-    if sides[1][0] != prompt:
-        raise PreferenceDataError(f"{pair.where}: the prompt tokenizes differently with the two replies")
-    responses = [response for _, response in sides]
-    if encoder_decoder:
-        prompt, room = prompt[-max_prompt_length:], max_length
-    else:
-        if len(prompt) + max(map(len, responses)) > max_length:
+    if layout.decoder_only:
+        sides = [tokenize_pair_side(vocabulary, fmt, pair.prompt, reply) for reply in (pair.chosen, pair.rejected)]
+        if sides[1][0] != sides[0][0]:
+            raise PreferenceDataError(f"{pair.where}: the prompt tokenizes differently with the two replies")
+        prompt, responses = sides[0][0], [response for _, response in sides]
+        start = layout.conversation_start(prompt)
+        if len(start) + len(prompt) + max(map(len, responses)) > max_length + 1:
             prompt = prompt[-max_prompt_length:]
-        room = max_length - len(prompt)
-    responses = [r[:max(room, 0)] for r in responses]
+        head = start + prompt
+        responses = [r[:max(max_length + 1 - len(head), 0)] for r in responses]
+    else:  # as seqio's encoder-decoder chat features: prompt + EOS in, the reply's content + EOS out
+        prompt_text = chat.apply_chat_template(fmt, pair.prompt, add_generation_prompt=True)
+        head = (list(vocabulary.encode(prompt_text)) + [vocabulary.eos_id])[-max_prompt_length:]
+        responses = [list(vocabulary.encode(reply))[:max_length - 1] + [vocabulary.eos_id]
+                     for reply in (pair.chosen, pair.rejected)]
     if not all(responses):
         return None
     features = {}
     for side, response in zip(SIDES, responses):
-        if encoder_decoder:
-            features.update(_row(response, [1] * len(response), max_length, f"{side}_"))
-            encoder = np.zeros(max_prompt_length, np.int32)
-            encoder[:len(prompt)] = prompt
-            features[f"{side}_encoder_input_tokens"] = encoder
+        if layout.decoder_only:
+            row = _decoder_row(head, response, max_length, layout.architecture == "prefix_lm")
         else:
-            features.update(_row(prompt + response, [0] * len(prompt) + [1] * len(response), max_length, f"{side}_"))
+            row = {"encoder_input_tokens": _pad(head, max_prompt_length),
+                   "decoder_target_tokens": _pad(response, max_length),
+                   "decoder_input_tokens": _pad([0] + response[:-1], max_length),
+                   "decoder_loss_weights": _pad([1] * len(response), max_length, np.float32)}
+        features.update({f"{side}_{name}": value for name, value in row.items()})
     return features
 
 
 def encode_pairs(pairs: Sequence[PreferencePair], vocabulary: seqio.Vocabulary, *, chat_format: str,
-                 max_length: int, max_prompt_length: int | None = None,
-                 encoder_decoder: bool = False) -> PreferenceData:
+                 layout: PromptLayout, max_length: int, max_prompt_length: int | None = None) -> PreferenceData:
     """Renders, tokenizes and truncates `pairs` into fixed-size features (see the module docstring).
 
     Args:
       chat_format: a built-in chat format name or a tokenizer directory (`chat.chat_format`).
-      max_length: the decoder row length (decoder-only: prompt and response together).
+      layout: the model's `PromptLayout` (its start token; prefix LMs also get `decoder_causal_attention`).
+      max_length: the decoder row length (decoder layouts: prompt and response together).
       max_prompt_length: the prompt tokens kept when truncating; the encoder length for encoder-decoder
         (default: max_length // 2).
     """
     max_prompt_length = max_length // 2 if max_prompt_length is None else max_prompt_length
-    if max_length < 1 or max_prompt_length < 1 or (not encoder_decoder and max_prompt_length > max_length):
-        raise ValueError(f"need max_length >= 1 and 0 < max_prompt_length (<= max_length for decoder-only); got "
-                         f"{max_length}, {max_prompt_length}")
+    if max_length < 2 or max_prompt_length < 1 or (layout.decoder_only and max_prompt_length > max_length):
+        raise ValueError(f"need max_length >= 2 and 0 < max_prompt_length (<= max_length for decoder layouts); "
+                         f"got {max_length}, {max_prompt_length}")
     rows, dropped = [], []
     for pair in pairs:
-        row = _encode_pair(pair, vocabulary, chat_format, encoder_decoder=encoder_decoder, max_length=max_length,
-                           max_prompt_length=max_prompt_length)
+        row = _encode_pair(pair, vocabulary, chat_format, layout, max_length, max_prompt_length)
         if row is None:
             dropped.append(pair.where)
         else:

@@ -114,7 +114,7 @@ def test_lora_dpo_cached_reference_equals_live_and_training_grows_the_margin():
     import seqio
 
     from it_jax.convert import tree
-    from it_jax.data import preference
+    from it_jax.data import layout, preference
     from it_jax.models import lora
     from it_jax.models.decoder import Decoder, DecoderConfig
     from it_jax.models.spec import ModelSpec
@@ -125,7 +125,8 @@ def test_lora_dpo_cached_reference_equals_live_and_training_grows_the_margin():
     spec = ModelSpec.create(lora.with_lora(lambda r: Decoder(config, rngs=r), lora_config))
     pairs = [preference.PreferencePair(({"role": "user", "content": f"Count to {i}."},), "1 2 3", f"No {i}.")
              for i in range(4)]
-    data = preference.encode_pairs(pairs, seqio.ByteVocabulary(), chat_format="chatml", max_length=64)
+    data = preference.encode_pairs(pairs, seqio.ByteVocabulary(), chat_format="chatml", max_length=64,
+                                   layout=layout.causal_lm(0))
     params = spec.init_params(0)
 
     def logps(params, batch):
