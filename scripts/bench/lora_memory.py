@@ -1,15 +1,15 @@
-"""Train-state memory (parameters + AdamW state) and CPU tokens/s of full fine-tuning vs LoRA.
+"""Train-state memory (parameters + AdamW state) and CPU tokens/s of full fine-tuning vs LoRA, with the Trainer.
 
   python scripts/bench/lora_memory.py                          # llama3_2_1b and decoder_tiny, rank 8 on q/k/v/o
   python scripts/bench/lora_memory.py --models t5_small --rank 16 --targets q k v o mlp --json /tmp/lora.json
 
-Memory is computed abstractly (`jax.eval_shape`, nothing allocated): the parameters of the model as built
-(with adapters for LoRA, the frozen base in `--base_dtype` if given) plus `optax.adamw`'s state for the
-trained leaves only (all of them for full fine-tuning, the `nnx.LoRAParam` adapters for LoRA).
+Memory is the `Trainer`'s abstract state (`Trainer.abstract_state`, nothing allocated) on one device: the
+parameters of the model as built (with adapters for LoRA, the frozen base in `--base_dtype` if given) plus
+AdamW's state, which the trainer keeps for the trainable leaves only (`trainable=nnx.LoRAParam` for LoRA).
 
-Tokens/s (`--speed_model`, default decoder_tiny with the byte vocabulary): a minimal jitted step of this
-script (next-token cross-entropy, AdamW on the trained leaves, gradients only for them), not the Trainer;
-`--warmup` untimed steps then `--steps` timed ones (median), batch `--batch` x `--length` tokens, float32.
+Tokens/s (`--speed_model`, default decoder_tiny with the byte vocabulary): `Trainer.step` (next-token
+cross-entropy, AdamW) on one batch of `--batch` x `--length` full rows, `--warmup` untimed steps (the first
+compiles) then the median of `--steps` timed ones, float32.
 """
 
 from __future__ import annotations
@@ -26,70 +26,63 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
+from flax import nnx  # noqa: E402
 
 from it_jax import launch  # noqa: E402
-from it_jax.convert import tree  # noqa: E402
+from it_jax import sharding as sharding_lib  # noqa: E402
 from it_jax.models import lora, registry  # noqa: E402
 from it_jax.models.spec import ModelSpec  # noqa: E402
+from it_jax.train import optimizers  # noqa: E402
+from it_jax.train.trainer import Trainer  # noqa: E402
 
 
 def _bytes(leaves) -> int:
     return sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(leaves))
 
 
-def _split(params, use_lora: bool):
-    """(trained, frozen) flat dicts of `params`: the adapters or everything."""
-    flat = tree.flatten(params)
-    trained = {p: v for p, v in flat.items() if not use_lora or p[-1] in lora.ADAPTER_NAMES}
-    return trained, {p: v for p, v in flat.items() if p not in trained}
-
-
-def memory(name: str, config: lora.LoraConfig | None, bindings=()) -> dict[str, object]:
-    """Bytes of parameters and AdamW state for `gin/models/{name}.gin`, full (config None) or with LoRA."""
+def make_trainer(name: str, config: lora.LoraConfig | None, bindings=()) -> Trainer:
+    """A one-device AdamW `Trainer` of `gin/models/{name}.gin`: every parameter trains (config None) or the
+    LoRA adapters `config` describes."""
     model_config = launch.gin_model_config(name, bindings)
     build = lambda rngs: registry.build(model_config, rngs)  # noqa: E731
     spec = ModelSpec.create(build if config is None else lora.with_lora(build, config))
-    params = spec.abstract_state.to_pure_dict()
-    trained, _ = _split(params, config is not None)
-    opt_state = jax.eval_shape(optax.adamw(1e-3).init, {tree.path_name(p): v for p, v in trained.items()})
+    schedule = optimizers.make_schedule(base_learning_rate=1e-3, warmup_steps=0, decay="constant")
+    return Trainer(spec=spec, optimizer=optimizers.make_optimizer(schedule, name="adamw"), schedule=schedule,
+                   mesh=sharding_lib.create_mesh(devices=jax.devices()[:1]),
+                   trainable=None if config is None else nnx.LoRAParam)
+
+
+def memory(name: str, config: lora.LoraConfig | None) -> dict[str, object]:
+    """Bytes of parameters and optimizer state of the trainer's abstract state."""
+    trainer = make_trainer(name, config)
+    state = trainer.abstract_state()
+    mask = jax.tree.leaves(trainer.mask) if trainer.mask is not None else None
+    leaves = jax.tree.leaves(state.params)
     result = {
         "model": name, "method": "full" if config is None else f"lora r{config.rank} {'/'.join(config.targets)}",
-        "params": spec.num_params(), "trained_params": sum(int(np.prod(v.shape)) for v in trained.values()),
-        "param_bytes": _bytes(params), "optimizer_bytes": _bytes(opt_state),
+        "params": trainer.spec.num_params(),
+        "trained_params": sum(int(np.prod(x.shape)) for i, x in enumerate(leaves) if mask is None or mask[i]),
+        "param_bytes": _bytes(state.params), "optimizer_bytes": _bytes(state.opt_state),
     }
     result["train_state_bytes"] = result["param_bytes"] + result["optimizer_bytes"]
     return result
 
 
 def speed(name: str, config: lora.LoraConfig | None, args) -> float:
-    """Median tokens/s of this script's minimal train step (see the module docstring)."""
-    model_config = launch.gin_model_config(name, args.speed_bindings)
-    build = lambda rngs: registry.build(model_config, rngs)  # noqa: E731
-    spec = ModelSpec.create(build if config is None else lora.with_lora(build, config))
-    trained, frozen = _split(spec.init_params(0), config is not None)
-    optimizer = optax.adamw(1e-3)
-    opt_state = optimizer.init(trained)
-    rng = np.random.default_rng(0)
-    tokens = jnp.asarray(rng.integers(3, model_config.vocab_size, (args.batch, args.length)), jnp.int32)
-    batch = {"decoder_input_tokens": jnp.pad(tokens, ((0, 0), (1, 0)))[:, :-1], "decoder_target_tokens": tokens}
-
-    def loss_fn(trained, frozen):
-        logits = spec.bind(tree.unflatten({**frozen, **trained})).logits_from_features(batch)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, batch["decoder_target_tokens"]).mean()
-
-    @jax.jit
-    def step(trained, opt_state, frozen):
-        loss, grads = jax.value_and_grad(loss_fn)(trained, frozen)
-        updates, opt_state = optimizer.update(grads, opt_state, trained)
-        return optax.apply_updates(trained, updates), opt_state, loss
-
+    """Median tokens/s of `Trainer.step` (see the module docstring)."""
+    trainer = make_trainer(name, config, args.speed_bindings)
+    state = trainer.init(seed=0)
+    vocab_size = trainer.spec.abstract_state.to_pure_dict()["token_embedder"]["embedding"].shape[0]
+    tokens = np.random.default_rng(0).integers(3, vocab_size, (args.batch, args.length)).astype(np.int32)
+    batch = trainer.to_global({
+        "decoder_input_tokens": np.pad(tokens, ((0, 0), (1, 0)))[:, :-1], "decoder_target_tokens": tokens,
+        "decoder_loss_weights": np.ones_like(tokens), "decoder_causal_attention": np.zeros_like(tokens),
+    })
     times = []
     for i in range(args.warmup + args.steps):
         start = time.perf_counter()
-        trained, opt_state, loss = jax.block_until_ready(step(trained, opt_state, frozen))
+        state, stats = jax.block_until_ready(trainer.step(state, batch))
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
     return args.batch * args.length / float(np.median(times))
