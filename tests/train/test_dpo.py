@@ -167,3 +167,53 @@ def test_lora_dpo_cached_reference_equals_live_and_training_grows_the_margin():
     for _ in range(15):
         adapters, state, loss, margins = step(adapters, state)
     assert float(loss) < 0.5 and (np.asarray(margins) > 0).all()
+
+
+def test_trainer_dpo_with_lora_trains_only_the_adapters():
+    """The Trainer with the DPO objective (cached reference) and `trainable=nnx.LoRAParam` on preference
+    batches: the base stays bitwise, AdamW state exists for the adapters only, and the reward margin grows."""
+    import jax
+    import seqio
+    from flax import nnx
+
+    from it_jax import sharding
+    from it_jax.convert import tree
+    from it_jax.data import layout, preference
+    from it_jax.models import lora
+    from it_jax.models.decoder import Decoder, DecoderConfig
+    from it_jax.models.spec import ModelSpec
+    from it_jax.train import objectives, optimizers
+    from it_jax.train.trainer import Trainer
+
+    config = DecoderConfig(vocab_size=260, d_model=32, d_ff=64, num_layers=1, num_heads=2, num_kv_heads=2,
+                           head_dim=16)
+    spec = ModelSpec.create(lora.with_lora(lambda r: Decoder(config, rngs=r), lora.LoraConfig(rank=4, alpha=8.0)))
+    pairs = [preference.PreferencePair(({"role": "user", "content": f"Say yes {i}."},), "Yes!", f"Never {i}.")
+             for i in range(4)]
+    data = preference.encode_pairs(pairs, seqio.ByteVocabulary(), chat_format="chatml", max_length=48,
+                                   layout=layout.causal_lm(0))
+    schedule = optimizers.make_schedule(base_learning_rate=1e-2, warmup_steps=0, decay="constant")
+    trainer = Trainer(spec=spec, optimizer=optimizers.make_optimizer(schedule, name="adamw"), schedule=schedule,
+                      mesh=sharding.create_mesh(devices=jax.devices()[:1]), trainable=nnx.LoRAParam,
+                      objective=objectives.DPO(beta=0.5, reference="cached"))
+    state = trainer.init(seed=0)
+    initial = jax.tree.map(np.asarray, state.params)
+    base = lora.without_adapters(initial)
+    forward = jax.jit(lambda p, b: tuple(dpo.sequence_logps(
+        spec.bind(p).logits_from_features({"decoder_input_tokens": b[f"{s}_decoder_input_tokens"]}),
+        b[f"{s}_decoder_target_tokens"], b[f"{s}_decoder_loss_weights"]) for s in preference.SIDES))
+    data = preference.add_reference_logps(data, lambda b: forward(base, b), batch_size=4)
+    margins = []
+    for batch in zip(range(12), preference.preference_batches(data, batch_size=4, seed=0)):
+        state, stats = trainer.step(state, trainer.to_global(batch[1]))
+        margins.append(float(stats["reward_margin_sum"]) / float(stats["pairs"]))
+    assert abs(margins[0]) < 1e-6 and margins[-1] > 1.0  # B = 0 at first: the policy is the reference
+    final = tree.flatten(jax.tree.map(np.asarray, state.params))
+    for path, value in tree.flatten(initial).items():
+        if path[-1] not in lora.ADAPTER_NAMES:
+            np.testing.assert_array_equal(final[path], value, err_msg=tree.path_name(path))
+        elif path[-1] == "lora_b":
+            assert not np.array_equal(final[path], value), tree.path_name(path)
+    adapter_size = sum(v.size for v in tree.flatten(lora.adapter_params(initial)).values())
+    moments = sum(x.size for x in jax.tree.leaves(state.opt_state) if np.ndim(x) > 0)
+    assert moments == 2 * adapter_size  # AdamW's mu and nu, for the adapters only
