@@ -8,9 +8,10 @@ Records come from JSONL in two forms, told apart per line:
   are stripped, must alternate starting and ending with the user, and be non-empty, as must the replies (the
   rules by which `../shared/data` derived its `*_messages` files from the transcripts).
 
-Rendering for decoder layouts (`encode_pairs`): the prompt is `apply_chat_template(fmt, prompt, add_generation_prompt=True)` and
-the whole `apply_chat_template(fmt, prompt + [reply])` less trailing whitespace, so the response is the reply
-and its end-of-turn text. The whole is tokenized once with the run's vocabulary and the response is what
+Rendering for decoder layouts (`encode_pairs`): the prompt is
+`apply_chat_template(fmt, prompt, add_generation_prompt=True)` and the whole
+`apply_chat_template(fmt, prompt + [reply])` less trailing whitespace, so the response is the reply and its
+end-of-turn text. The whole is tokenized once with the run's vocabulary and the response is what
 follows the prompt's tokens when those are a prefix of the whole's (the tokenization SFT sees); when they are
 not (a token crosses the boundary), the prompt and the response text are tokenized separately and joined.
 
