@@ -18,7 +18,7 @@ import optax
 import seqio
 from jax.sharding import Mesh
 
-from it_jax import gin_paths, settings_checks
+from it_jax import errors, gin_paths, settings_checks
 from it_jax import sharding as sharding_lib
 from it_jax.data import layout as layout_lib
 from it_jax.data import context as context_lib
@@ -208,6 +208,12 @@ def train_run(
             "train_run_eval_mixture", list(eval_mixture), rate=run.tasks.rate()
         ).name
     context_lib.check_vocabularies(mixture, run.vocabulary)
+    if objective is not None and (label_smoothing, z_loss, loss_normalization) != (0.0, 0.0, "real_tokens"):
+        raise errors.ConfigError(
+            "train_run.label_smoothing, z_loss and loss_normalization configure the default objective, and "
+            f"train_run.objective is set ({objective.name}): bind them in its config instead "
+            "(e.g. CrossEntropy.config = @LossConfig(), LossConfig.z_loss = 1e-4)"
+        )
     mesh = mesh or sharding_lib.create_mesh(data=-1)
     spec = model_spec(run.model_config)
     if jax.process_index() == 0:

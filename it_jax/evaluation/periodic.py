@@ -86,7 +86,8 @@ class PeriodicEval:
     (when `task_metrics` is given); the trainer calls `run` every few steps (see `it_jax.train.hooks.Evaluate`).
 
     Args:
-      evaluate: `(params, host batch) -> summed statistics` of one batch (e.g. `Trainer.eval_host_batch`).
+      evaluate: `(params, host batch[, reference]) -> summed statistics` of one batch (e.g.
+        `Trainer.eval_host_batch`); the reference parameters are passed when `run` is given them.
       batches: a fresh iterator of this host's eval batches, or one such function per task (each task's loss
         and token accuracy are then logged too, and the overall ones pool every task's batches), or None.
       num_batches: how many batches make up the loss mode's eval set (per task, given tasks).
@@ -122,17 +123,21 @@ class PeriodicEval:
             self._host_batches = {name: _first_batches(fn, self.num_batches, name) for name, fn in sources.items()}
         return self._host_batches
 
-    def _totals(self, params: Any, host_batches: Sequence[Mapping[str, np.ndarray]]) -> dict[str, float]:
+    def _totals(
+        self, params: Any, host_batches: Sequence[Mapping[str, np.ndarray]], reference: Any
+    ) -> dict[str, float]:
         totals = None
         for host_batch in host_batches:
-            stats = self.evaluate(params, host_batch)
+            stats = self.evaluate(params, host_batch) if reference is None else self.evaluate(
+                params, host_batch, reference
+            )
             totals = stats if totals is None else jax.tree.map(lambda a, b: a + b, totals, stats)
         return {k: float(v) for k, v in totals.items()}
 
-    def _loss(self, params: Any) -> dict[str, float]:
+    def _loss(self, params: Any, reference: Any) -> dict[str, float]:
         metrics, pooled = {}, collections.Counter()
         for name, host_batches in self._eval_sets().items():
-            totals = self._totals(params, host_batches)
+            totals = self._totals(params, host_batches, reference)
             pooled.update(totals)
             if name is not None:
                 metrics.update(self._summary(totals, f"{PREFIX}{name}/", TASK_LOSS_METRICS))
@@ -143,10 +148,11 @@ class PeriodicEval:
             return _loss_metrics(totals, prefix, names)
         return {f"{prefix}{name}": value for name, value in self.summarize(totals).items()}
 
-    def run(self, params: Any) -> dict[str, float]:
+    def run(self, params: Any, reference: Any = None) -> dict[str, float]:
         """The eval metrics of `params`: `eval/loss` (mean token NLL), `eval/accuracy`, `eval/tokens` (and
-        `eval/<task>/loss`, `eval/<task>/accuracy`) in the loss mode; the task metrics in the metrics mode."""
-        metrics = self._loss(params) if self.batches else {}
+        `eval/<task>/loss`, `eval/<task>/accuracy`) in the loss mode; the task metrics in the metrics mode.
+        `reference`: frozen reference parameters, passed on to `evaluate` (for an objective that needs them)."""
+        metrics = self._loss(params, reference) if self.batches else {}
         if self.task_metrics is not None:
             metrics.update(self.task_metrics(params))
         return metrics

@@ -88,7 +88,8 @@ class LogMetrics:
 @dataclasses.dataclass
 class Evaluate:
     """Evaluates the parameters every `every` steps (e.g. `it_jax.evaluation.periodic.PeriodicEval.run`) and
-    logs the metrics (names like `eval/loss`); the time it takes is left out of the training rates."""
+    logs the metrics (names like `eval/loss`); the time it takes is left out of the training rates. A state
+    with a frozen reference passes it too, as `reference=`."""
 
     evaluation: Callable[[Any], dict[str, float]]
     every: int
@@ -98,7 +99,10 @@ class Evaluate:
 
     def __call__(self, step: int, state: TrainState, context: Context) -> dict[str, float]:
         started = time.perf_counter()
-        metrics = self.evaluation(state.params)
+        if state.reference is None:
+            metrics = self.evaluation(state.params)
+        else:
+            metrics = self.evaluation(state.params, reference=state.reference)
         context.logger.log_eval(step, metrics, seconds=time.perf_counter() - started)
         return metrics
 

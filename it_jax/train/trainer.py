@@ -290,9 +290,9 @@ class Trainer:
         with jax.set_mesh(self.mesh), sharding_lib.axis_rules(self.rules):
             return self._eval(params, batch, reference if self.needs_reference else None)
 
-    def eval_host_batch(self, params: Any, host_batch: HostBatch) -> dict[str, jax.Array]:
+    def eval_host_batch(self, params: Any, host_batch: HostBatch, reference: Any = None) -> dict[str, jax.Array]:
         """`eval` of this host's share of a batch (see `to_global`)."""
-        return self.eval(params, self.to_global(host_batch))
+        return self.eval(params, self.to_global(host_batch), reference)
 
 
 def _start_while_compiling(
@@ -300,12 +300,12 @@ def _start_while_compiling(
     state: TrainState,
     batches: Callable[[int], Iterator[HostBatch]],
     position: int,
-    batch_shapes: Mapping[str, tuple[int, ...]] | None,
+    batch_shapes: Mapping[str, Any] | None,
     num_tasks: int | None = None,
 ) -> tuple[Iterator[HostBatch], HostBatch]:
     """The input stream from `position` and its first host batch, both built in a background thread while the
-    train step compiles ahead of time for the global `batch_shapes` (int32 features; None: it compiles at the
-    first step instead, after the read). Each phase is announced in one line (`metrics.phase`)."""
+    train step compiles ahead of time for the global `batch_shapes` (shapes of int32 features, or
+    `jax.ShapeDtypeStruct`s; None: it compiles at the first step instead, after the read). Each phase is announced in one line (`metrics.phase`)."""
 
     def start() -> tuple[Iterator[HostBatch], HostBatch]:
         data = batches(position)
@@ -322,7 +322,10 @@ def _start_while_compiling(
         metrics_lib.phase("compiling the train step" + ("" if batch_shapes is not None else " (at the first step)"))
         if batch_shapes is not None:
             specs = {
-                name: jax.ShapeDtypeStruct(tuple(shape), jnp.int32, sharding=trainer.data_sharding)
+                name: jax.ShapeDtypeStruct(
+                    tuple(getattr(shape, "shape", shape)), getattr(shape, "dtype", jnp.int32),
+                    sharding=trainer.data_sharding,
+                )
                 for name, shape in batch_shapes.items()
             }
             trainer.lower(state, specs).compile()
@@ -385,7 +388,7 @@ def train(
     best_mode: str = "min",
     init_from: str | None = None,
     flops_per_step: Callable[[Mapping[str, tuple[int, ...]]], float] | None = None,
-    batch_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    batch_shapes: Mapping[str, Any] | None = None,
     peak_flops_per_device: float | None = None,
     tensorboard: bool = True,
     allow_changes: Sequence[str] = (),
@@ -410,8 +413,9 @@ def train(
       init_from: when starting from scratch, a model directory (or its `checkpoints/`) whose parameters
         initialize every parameter of the same path and shape (see `warm_start`).
       flops_per_step: global batch shapes -> model FLOPs of one training step (for MFU).
-      batch_shapes: the global shape of each (int32) batch feature, when known from the config: the step
-        then compiles while the input pipeline starts, instead of after its first batch.
+      batch_shapes: the global shape of each batch feature (int32; or a `jax.ShapeDtypeStruct`, e.g. for
+        float32 reference log-probs), when known from the config: the step then compiles while the input
+        pipeline starts, instead of after its first batch.
       peak_flops_per_device: the accelerator's peak FLOP/s, for model FLOPs utilization.
       tensorboard: also write TensorBoard event files (process 0).
       allow_changes: settings that may differ from the resumed checkpoint's metadata: "data" (the input

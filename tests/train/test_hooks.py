@@ -67,19 +67,22 @@ def test_later_hooks_see_what_earlier_ones_returned_at_the_same_step():
 def test_evaluate_logs_its_metrics_and_returns_them():
     seen = []
 
-    def evaluation(params):
-        seen.append(params)
+    def evaluation(params, **reference):
+        seen.append((params, reference))
         return {"eval/loss": 2.0}
 
     @dataclasses.dataclass
     class State:
         params: str
+        reference: str | None = None
 
     logger = FakeLogger()
     hook = hooks.Evaluate(evaluation, every=2)
     context = hooks.Context(num_steps=4, position=2, stats={}, logger=logger)
     assert hook(2, State("p2"), context) == {"eval/loss": 2.0}
-    assert seen == ["p2"] and logger.evals[0][:2] == (2, {"eval/loss": 2.0})
+    assert seen == [("p2", {})] and logger.evals[0][:2] == (2, {"eval/loss": 2.0})
+    hook(4, State("p4", reference="r"), context)
+    assert seen[-1] == ("p4", {"reference": "r"})
     with pytest.raises(ValueError, match="every must be an int ≥ 1"):
         hooks.Evaluate(evaluation, every=0)
 

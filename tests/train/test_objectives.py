@@ -9,6 +9,7 @@ import pytest
 import tiny
 
 from it_jax import sharding
+from it_jax.evaluation import periodic
 from it_jax.train import losses, objectives
 from it_jax.train import trainer as trainer_lib
 
@@ -139,6 +140,13 @@ def test_cached_and_live_reference_give_the_same_loss(stacked_spec, optimizer, s
     assert float(live_stats["reward_margin_sum"]) != 0.0
     eval_stats = live.eval(state.params, live.to_global(batch), reference=state.reference)
     assert float(eval_stats["pairs"]) == 7
+    # Periodic evaluation of a live-reference objective: the DPO metrics, the reference passed along.
+    evaluation = periodic.PeriodicEval(
+        evaluate=live.eval_host_batch, batches=lambda: iter([batch]), num_batches=1, summarize=live.objective.metrics
+    )
+    metrics = evaluation.run(state.params, reference=state.reference)
+    expected = live.objective.metrics({k: float(v) for k, v in eval_stats.items()})
+    assert metrics == pytest.approx({f"eval/{name}": value for name, value in expected.items()})
     with pytest.raises(ValueError, match="reference parameters too"):
         live.eval(state.params, live.to_global(batch))
 
@@ -163,3 +171,19 @@ def test_a_live_reference_dpo_run_resumes_bitwise_and_logs_dpo_metrics(tmp_path,
     assert [r["step"] for r in records] == [1, 2, 3]
     assert {"loss", "reward_margin", "reward_accuracy", "chosen_logps", "rejected_logps"} <= set(records[-1])
     assert "accuracy" not in records[-1]
+
+
+def test_a_cached_reference_run_compiles_ahead_for_float_features(tmp_path, stacked_spec, optimizer, schedule):
+    trainer = _trainer(stacked_spec, optimizer, schedule, objectives.DPO(beta=0.3))
+    lowered_for = []
+    lower = trainer.lower
+    trainer.lower = lambda state, specs: lowered_for.append(specs) or lower(state, specs)
+    batch = _pairs(1, (np.full(8, -30.0, np.float32), np.full(8, -31.0, np.float32)))
+    shapes = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) if v.dtype != np.int32 else v.shape for k, v in batch.items()}
+    state = trainer_lib.train(
+        trainer=trainer, batches=lambda position: iter([batch] * 2), model_dir=tmp_path, num_steps=2,
+        batch_shapes=shapes, tensorboard=False, log_every=1,
+    )
+    assert int(state.step) == 2 and state.reference is None
+    (specs,) = lowered_for
+    assert {name: spec.dtype for name, spec in specs.items()} == {name: value.dtype for name, value in batch.items()}
