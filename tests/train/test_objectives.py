@@ -187,3 +187,19 @@ def test_a_cached_reference_run_compiles_ahead_for_float_features(tmp_path, stac
     assert int(state.step) == 2 and state.reference is None
     (specs,) = lowered_for
     assert {name: spec.dtype for name, spec in specs.items()} == {name: value.dtype for name, value in batch.items()}
+
+
+def test_a_warm_started_live_reference_is_the_loaded_parameters(tmp_path, stacked_spec, optimizer, schedule):
+    source = _trainer(stacked_spec, optimizer, schedule, objectives.CrossEntropy())
+    pretrained = trainer_lib.train(
+        trainer=source, batches=lambda position: iter([tiny.lm_batch(0)]), model_dir=tmp_path / "sft", num_steps=1,
+        tensorboard=False,
+    ).params
+    dpo = _trainer(stacked_spec, optimizer, schedule, objectives.DPO(reference="live"))
+    state = trainer_lib.train(
+        trainer=dpo, batches=lambda position: iter(()), model_dir=tmp_path / "dpo", num_steps=0,
+        init_from=str(tmp_path / "sft"), tensorboard=False,
+    )
+    expected = jax.tree.map(np.asarray, pretrained)
+    tiny.assert_bitwise_equal(jax.tree.map(np.asarray, state.reference), expected)
+    tiny.assert_bitwise_equal(jax.tree.map(np.asarray, state.params), expected)
