@@ -294,7 +294,7 @@ def train_run(
         best_metric=best_metric,
         best_mode=best_mode,
         init_from=init_from,
-        flops_per_step=functools.partial(flops.train_flops_per_step, run.model_config),
+        flops_per_step=functools.partial(train_flops, run.model_config, trainer.objective),
         batch_shapes=pipeline.batch_shapes(
             run.layout, task_feature_lengths=run.task_feature_lengths, batch_size=batch_size, pack=pack
         ),
@@ -322,6 +322,19 @@ def _data_metadata(mixture: str, **settings: Any) -> dict[str, Any]:
     same data): the mixture, its tasks, and the batching and sampling settings."""
     tasks = sorted(mixing.task_names(mixture))
     return {"mixture": mixture, "tasks": tasks, **settings}
+
+
+def train_flops(
+    config: registry.ModelConfig, objective: objectives.Objective, batch_shapes: Mapping[str, tuple[int, ...]]
+) -> float:
+    """Model FLOPs of one training step (`flops.train_flops_per_step`); for preference pairs (`chosen_*` and
+    `rejected_*` features) both sides' forward and backward passes, plus a live reference's forward passes."""
+    if "decoder_target_tokens" in batch_shapes:
+        return flops.train_flops_per_step(config, batch_shapes)
+    sides = [objectives.side(batch_shapes, name) for name in ("chosen", "rejected")]
+    policy = sum(flops.train_flops_per_step(config, shapes) for shapes in sides)
+    reference = policy / flops.TRAIN_FACTOR if getattr(objective, "needs_reference", False) else 0
+    return policy + reference
 
 
 def _objective_metadata(objective: objectives.Objective) -> dict[str, Any]:

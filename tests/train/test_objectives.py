@@ -203,3 +203,18 @@ def test_a_warm_started_live_reference_is_the_loaded_parameters(tmp_path, stacke
     expected = jax.tree.map(np.asarray, pretrained)
     tiny.assert_bitwise_equal(jax.tree.map(np.asarray, state.reference), expected)
     tiny.assert_bitwise_equal(jax.tree.map(np.asarray, state.params), expected)
+
+
+def test_dpo_step_flops_count_both_sides_and_a_live_reference(tiny_config):
+    from it_jax import launch
+    from it_jax.train import flops
+
+    shapes = {"encoder_input_tokens": (8, 12), "decoder_target_tokens": (8, 6)}
+    one_side = flops.train_flops_per_step(tiny_config, shapes)
+    pairs = {f"{side}_{name}": shape for side in ("chosen", "rejected") for name, shape in shapes.items()}
+    pairs["reference_chosen_logps"] = (8,)
+    assert launch.train_flops(tiny_config, objectives.CrossEntropy(), shapes) == one_side
+    assert launch.train_flops(tiny_config, objectives.DPO(), pairs) == 2 * one_side
+    assert launch.train_flops(tiny_config, objectives.DPO(reference="live"), pairs) == pytest.approx(
+        2 * one_side * (1 + 1 / flops.TRAIN_FACTOR)
+    )
