@@ -295,9 +295,7 @@ def train_run(
         best_mode=best_mode,
         init_from=init_from,
         flops_per_step=functools.partial(train_flops, run.model_config, trainer.objective),
-        batch_shapes=pipeline.batch_shapes(
-            run.layout, task_feature_lengths=run.task_feature_lengths, batch_size=batch_size, pack=pack
-        ),
+        batch_shapes=_known_batch_shapes(run, trainer.objective, batch_size=batch_size, pack=pack),
         peak_flops_per_device=peak_flops_per_device,
         tensorboard=tensorboard,
         allow_changes=allow_changes,
@@ -335,6 +333,18 @@ def train_flops(
     policy = sum(flops.train_flops_per_step(config, shapes) for shapes in sides)
     reference = policy / flops.TRAIN_FACTOR if getattr(objective, "needs_reference", False) else 0
     return policy + reference
+
+
+def _known_batch_shapes(
+    run: RunContext, objective: objectives.Objective, *, batch_size: int, pack: bool
+) -> dict[str, tuple[int, ...]] | None:
+    """The training batch's feature shapes from the config, when they are the features `objective` reads
+    (token features); else None, and the train step compiles at its first batch."""
+    shapes = pipeline.batch_shapes(
+        run.layout, task_feature_lengths=run.task_feature_lengths, batch_size=batch_size, pack=pack
+    )
+    needed = objective.features(registry.architecture(run.model_config))
+    return shapes if set(needed) <= set(shapes) else None
 
 
 def _objective_metadata(objective: objectives.Objective) -> dict[str, Any]:

@@ -218,3 +218,17 @@ def test_dpo_step_flops_count_both_sides_and_a_live_reference(tiny_config):
     assert launch.train_flops(tiny_config, objectives.DPO(reference="live"), pairs) == pytest.approx(
         2 * one_side * (1 + 1 / flops.TRAIN_FACTOR)
     )
+
+
+def test_the_step_compiles_ahead_only_for_features_the_objective_reads(tiny_config):
+    import types
+
+    from it_jax import launch
+    from it_jax.data import layout
+
+    run = types.SimpleNamespace(
+        layout=layout.ENCODER_DECODER, model_config=tiny_config, task_feature_lengths={"inputs": 12, "targets": 6}
+    )
+    shapes = launch._known_batch_shapes(run, objectives.CrossEntropy(), batch_size=4, pack=True)
+    assert shapes["encoder_input_tokens"] == (4, 12) and shapes["decoder_target_tokens"] == (4, 6)
+    assert launch._known_batch_shapes(run, objectives.DPO(), batch_size=4, pack=True) is None
