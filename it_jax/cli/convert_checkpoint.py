@@ -27,6 +27,7 @@ never exceed the model's vocabulary. The output directory must be new or empty.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import dataclasses
 import pathlib
 
@@ -42,7 +43,8 @@ from it_jax.models import registry
 T5_EXTRA_IDS = 100
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line (`argv`, default `sys.argv[1:]`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--from_hf", metavar="HF_DIR", help="Hugging Face directory: config.json + safetensors")
@@ -57,7 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--scan_layers", action="store_true", help="importing: store the layers stacked, for scan_layers=True"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.step is not None and not args.from_run:
         parser.error("--step applies to --from_run only")
     if args.from_run and (args.vocab or args.extra_ids is not None or args.param_dtype or args.scan_layers):
@@ -161,8 +163,9 @@ def export_run(args: argparse.Namespace) -> str:
     )
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Sequence[str] | None = None) -> None:
+    """Runs the conversion `argv` asks for (default: the command line)."""
+    args = parse_args(argv)
     try:
         if args.from_run:
             print(export_run(args))

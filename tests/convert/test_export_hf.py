@@ -1,8 +1,5 @@
 """--to_hf of a byte-vocabulary model: a ByT5Tokenizer with seqio.ByteVocabulary's ids, and the same logits."""
 
-import importlib.util
-import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,10 +8,10 @@ import pytest
 import seqio
 import transformers
 
+from it_jax.cli import convert_checkpoint
 from it_jax.convert import pretrained
 from it_jax.models import registry, t5
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 EXTRA_IDS = 5
 # 259 byte ids + 5 extra ids, in 272 rows.
 CONFIG = t5.T5Config(
@@ -23,15 +20,8 @@ CONFIG = t5.T5Config(
 TEXTS = ["Is the sky blue?", "Übersetze: Straße, 東京 — ça va? 🙂", "", "tab\tand\nnewline"]
 
 
-def _convert(*argv):
-    spec = importlib.util.spec_from_file_location("convert_checkpoint", REPO / "scripts" / "convert_checkpoint.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    saved, sys.argv = sys.argv, ["convert_checkpoint.py", *map(str, argv)]
-    try:
-        module.main()
-    finally:
-        sys.argv = saved
+def _convert(*argv) -> None:
+    convert_checkpoint.main([str(a) for a in argv])
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,8 @@ a BPE tokenizer trained in the test (and of a byte-vocabulary run): transformers
 template as it_jax does, and its greedy generation from the chat prompt equals it_jax's."""
 
 import dataclasses
-import importlib.util
 import json
 import pathlib
-import sys
 
 import chat_runs
 import numpy as np
@@ -16,6 +14,7 @@ import torch
 import transformers
 
 from it_jax.cli import chat as chat_cli
+from it_jax.cli import convert_checkpoint
 from it_jax.convert import hf_tokenizer_files
 from it_jax.data import chat, hf_vocab
 from it_jax.data import layout as layout_lib
@@ -23,7 +22,6 @@ from it_jax.evaluation import loading
 from it_jax.evaluation import predictor as predictor_lib
 from it_jax.run_context import RunContext
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 MESSAGES = [
     {"role": "system", "content": "You are brief."},
     {"role": "user", "content": "Hello, how are you today?"},
@@ -34,14 +32,7 @@ NEW_TOKENS = 10
 
 
 def _convert(*argv) -> None:
-    spec = importlib.util.spec_from_file_location("convert_checkpoint", REPO / "scripts" / "convert_checkpoint.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    saved, sys.argv = sys.argv, ["convert_checkpoint.py", *map(str, argv)]
-    try:
-        module.main()
-    finally:
-        sys.argv = saved
+    convert_checkpoint.main([str(a) for a in argv])
 
 
 def _export(root: pathlib.Path, vocabulary, chat_format: str | None, config=chat_runs.CONFIG):
