@@ -7,10 +7,10 @@ A `DatasetSpec` is one registered task. Several tasks can belong to one of the p
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
-from it_jax.data.tasks import MetricFn
+from mixtures.registration import TemplatedDatasetSpec
 
 Fields = dict[str, Any]
 
@@ -40,40 +40,19 @@ OVERLAPS: Mapping[str, Sequence[str]] = {
 TRAIN_EXAMPLES = 30_000  # FLAN trims every training split to this many examples.
 
 
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """One FLAN 2021 task.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DatasetSpec(TemplatedDatasetSpec):
+    """One FLAN 2021 task (the shared fields: `TemplatedDatasetSpec`).
 
     Attributes:
-      name: task name without prefix, e.g. "rte" (registered as `flan2021_rte`).
       dataset: the paper's dataset this task belongs to, e.g. "anli" for "anli_r1".
-      cluster: one of `CLUSTERS`.
       tfds_name: TFDS name with version, e.g. "glue/rte:2.0.0".
-      preprocessor: TFDS example (plain Python: str, int, list, dict) -> template fields.
-      templates: (inputs, targets) patterns, FLAN style, written for it_jax, whose target is the task's
-        answer (these are evaluated).
-      inverted_templates: 0-3 patterns that invert the task (e.g. write a hypothesis that follows from the
-        premise); their targets are not the answer, so they are used for training only.
-      splits: split names in TFDS: {"train": ..., "validation": ...} (e.g. "validation_matched").
-      options: static answer options; `()` when the preprocessor sets per-example `options`; None for
-        generation tasks.
-      metrics: seqio-style metric functions.
     """
 
-    name: str
-    dataset: str
-    cluster: str
-    tfds_name: str
-    preprocessor: Callable[[Fields], Fields]
-    templates: Sequence[tuple[str, str]]
-    inverted_templates: Sequence[tuple[str, str]] = ()
-    splits: Mapping[str, str] = dataclasses.field(default_factory=lambda: {"train": "train", "validation": "validation"})
-    options: Sequence[str] | None = None
-    metrics: Sequence[MetricFn] = ()
+    CLUSTERS: ClassVar[tuple[str, ...]] = CLUSTERS
 
-    def __post_init__(self):
-        if self.cluster not in CLUSTERS:
-            raise ValueError(f"{self.name}: unknown cluster {self.cluster!r}; choose one of {CLUSTERS}")
+    dataset: str
+    tfds_name: str
 
 
 def choose_option(candidates: Sequence[str], index: int) -> Fields:

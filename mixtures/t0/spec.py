@@ -8,11 +8,11 @@ carry the Hugging Face `datasets` features; with a data directory, from the loca
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
-from it_jax.data.tasks import MetricFn
 from mixtures.flan2021.spec import choose_option, with_answers
+from mixtures.registration import TemplatedDatasetSpec
 
 __all__ = ["CLUSTERS", "Fields", "T0Spec", "choose_by_text", "choose_option", "with_answers"]
 
@@ -29,35 +29,18 @@ CLUSTERS = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class T0Spec:
-    """One T0 dataset configuration.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class T0Spec(TemplatedDatasetSpec):
+    """One T0 dataset configuration (the shared fields: `TemplatedDatasetSpec`; `splits` maps to the Hugging Face
+    split names, e.g. {"validation": "test"} where there is no validation split).
 
     Attributes:
-      name: task name without prefix, e.g. "dream" (registered as `t0_dream`).
       hf_name: Hugging Face dataset and config, e.g. "adversarial_qa/dbidaf" (TFDS `huggingface:<hf_name>`).
-      cluster: one of `CLUSTERS`.
-      preprocessor: Hugging Face example (str, int, list, dict) -> template fields.
-      templates: (inputs, targets) patterns whose target is the task's answer (evaluated).
-      inverted_templates: patterns whose target is not the answer (generate the question, explain): training only.
-      splits: task split -> Hugging Face split, e.g. {"validation": "test"} where there is no validation split.
-      options: static answer options; `()` when the preprocessor sets per-example `options`; None for generation.
-      metrics: seqio-style metric functions.
     """
 
-    name: str
-    hf_name: str
-    cluster: str
-    preprocessor: Callable[[Fields], Fields]
-    templates: Sequence[tuple[str, str]]
-    inverted_templates: Sequence[tuple[str, str]] = ()
-    splits: Mapping[str, str] = dataclasses.field(default_factory=lambda: {"train": "train", "validation": "validation"})
-    options: Sequence[str] | None = None
-    metrics: Sequence[MetricFn] = ()
+    CLUSTERS: ClassVar[tuple[str, ...]] = CLUSTERS
 
-    def __post_init__(self):
-        if self.cluster not in CLUSTERS:
-            raise ValueError(f"{self.name}: unknown cluster {self.cluster!r}; choose one of {CLUSTERS}")
+    hf_name: str
 
     @property
     def tfds_name(self) -> str:
