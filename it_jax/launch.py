@@ -16,16 +16,17 @@ import gin
 import jax
 import optax
 import seqio
+from flax import nnx
 from jax.sharding import Mesh
 
 from it_jax import errors, gin_paths, settings_checks
 from it_jax import sharding as sharding_lib
 from it_jax.data import layout as layout_lib
 from it_jax.data import context as context_lib
-from it_jax.data import mixing, packed_input, pipeline, vocab
-from it_jax.evaluation import evaluate, evaluator, periodic
+from it_jax.data import mixing, packed_input, pipeline, preference_input, vocab
+from it_jax.evaluation import evaluate, evaluator, loading, periodic
 from it_jax.evaluation.predictor import Predictor
-from it_jax.models import decoder, registry, t5
+from it_jax.models import decoder, lora as lora_lib, registry, t5
 from it_jax.models.spec import ModelSpec
 from it_jax.run_context import RunContext
 from it_jax.run_dir import RunDirectory
@@ -45,6 +46,8 @@ _CONFIGURABLES = {
     "LossConfig": losses.LossConfig,
     "CrossEntropy": objectives.CrossEntropy,
     "DPO": objectives.DPO,
+    "LoraConfig": lora_lib.LoraConfig,
+    "preference_data": preference_input.PreferenceInput,
 }
 
 
@@ -134,7 +137,7 @@ def make_run_config(
 def train_run(
     run: RunContext,
     *,
-    mixture: str | Sequence[str] = gin.REQUIRED,
+    mixture: str | Sequence[str] | None = None,
     batch_size: int = 32,
     num_steps: int = 1000,
     pack: bool = True,
@@ -167,11 +170,14 @@ def train_run(
     allow_changes: Sequence[str] = (),
     objective: objectives.Objective | None = None,
     trainable: Any = None,
+    lora: lora_lib.LoraConfig | None = None,
+    preference: preference_input.PreferenceInput | None = None,
 ):
     """Trains `run.model_config` on `mixture`, resuming from `run.model_dir` if it holds checkpoints.
 
     `mixture` is a registered mixture or task, or a list of task names (mixed at the run's rate: see
-    `make_run_config`'s `cap` and `temperature`).
+    `make_run_config`'s `cap` and `temperature`); or, instead, `preference` pairs (`@preference_data()`, see
+    `it_jax.data.preference_input`: batches of pairs, the held-out pairs evaluated every `eval_every` steps).
 
     Args (the scale-out knobs; see `trainer.train` for the rest):
       mesh: default: every device on the `data` axis (`create_mesh.replica/data/fsdp/tensor` set it).
@@ -180,7 +186,10 @@ def train_run(
       label_smoothing, z_loss, loss_normalization: see `losses.LossConfig` (the default objective's).
       objective: what training minimizes, e.g. `@DPO()` (default: `CrossEntropy` with the loss settings above).
       trainable: which parameters train (see `state.trainable_mask`; a regex over the "/"-joined parameter
-        path, e.g. "lora"); the others stay frozen without optimizer state. Default: all.
+        path, e.g. "lora"); the others stay frozen without optimizer state. Default: all, or the adapters
+        when `lora` is set.
+      lora: `@LoraConfig()`: the model gets LoRA adapters (`lora.with_lora`); the run records the config, writes
+        `adapters.safetensors` at the end, and loaders merge the adapters into the base.
       keep_best, best_metric, best_mode: also keep the best checkpoints by an eval metric.
       peak_flops_per_device: the accelerator's peak FLOP/s (e.g. 989e12 for an H100's bf16), for MFU.
       eval_mixture, eval_every, eval_batches, eval_split: every `eval_every` steps, `eval/loss` and
@@ -201,13 +210,17 @@ def train_run(
     """
     settings_checks.raise_if_any(settings_checks.train_run_problems(train_run, run, locals()))
     settings_checks.warn(settings_checks.gin_schedule_warnings(num_steps))
-    if not isinstance(mixture, str):
+    if lora is not None:
+        run = dataclasses.replace(run, lora=lora)
+        trainable = nnx.LoRAParam if trainable is None else trainable
+    if mixture is not None and not isinstance(mixture, str):
         mixture = mixing.register_mixture("train_run_mixture", list(mixture), rate=run.tasks.rate()).name
     if eval_mixture is not None and not isinstance(eval_mixture, str):
         eval_mixture = mixing.register_mixture(
             "train_run_eval_mixture", list(eval_mixture), rate=run.tasks.rate()
         ).name
-    context_lib.check_vocabularies(mixture, run.vocabulary)
+    if mixture is not None:
+        context_lib.check_vocabularies(mixture, run.vocabulary)
     if objective is not None and (label_smoothing, z_loss, loss_normalization) != (0.0, 0.0, "real_tokens"):
         raise errors.ConfigError(
             "train_run.label_smoothing, z_loss and loss_normalization configure the default objective, and "
@@ -215,9 +228,10 @@ def train_run(
             "(e.g. CrossEntropy.config = @LossConfig(), LossConfig.z_loss = 1e-4)"
         )
     mesh = mesh or sharding_lib.create_mesh(data=-1)
-    spec = model_spec(run.model_config)
+    spec = loading.model_spec(run.model_config, lora)
     if jax.process_index() == 0:
-        print(f"Model: {spec.num_params():,} parameters; mesh {dict(mesh.shape)}; mixture {mixture}", flush=True)
+        source = f"mixture {mixture}" if mixture is not None else f"preference pairs {list(preference.files)}"
+        print(f"Model: {spec.num_params():,} parameters; mesh {dict(mesh.shape)}; {source}", flush=True)
     trainer = trainer_lib.Trainer(
         spec=spec,
         optimizer=optimizer,
@@ -236,14 +250,22 @@ def train_run(
     shards = {"shard_index": jax.process_index(), "num_shards": jax.process_count()}
     stream = {"task_feature_lengths": run.task_feature_lengths, "layout": run.layout, "batch_size": batch_size}
 
-    def batches(position: int):
+    def mixture_batches(position: int):
         """The training stream from global batch `position` on (index-based: resuming replays nothing)."""
         return packed_input.packed_batches(
             mixture, vocabulary=run.vocabulary, pack=pack, seed=seed, skip_batches=position, **stream, **shards
         )
 
     train_hooks = []
-    if eval_every and (eval_mixture is not None or eval_tasks):
+    if preference is not None:
+        pairs = preference_input.training_input(
+            preference, run, trainer, batch_size=batch_size, seed=seed, init_from=init_from, lora=lora
+        )
+        if eval_every and pairs.evaluation is not None:
+            train_hooks.append(hooks.Evaluate(pairs.evaluation, every=eval_every))
+    if lora is not None and jax.process_index() == 0:
+        train_hooks.append(SaveAdapters(str(run.directory.adapters), lora, every=num_steps))
+    if eval_every and preference is None and (eval_mixture is not None or eval_tasks):
         loss_batches, num_batches = None, eval_batches
         if eval_mixture is not None:
             # Each task's own batches, for its own loss; the `eval_batches` are shared out among the tasks.
@@ -265,7 +287,7 @@ def train_run(
         train_hooks.append(hooks.Evaluate(evaluation.run, every=eval_every))
     metadata = {
         **run.metadata(),
-        "data": _data_metadata(
+        "data": {"preference": pairs.metadata} if preference is not None else _data_metadata(
             mixture, batch_size=batch_size, pack=pack, seed=seed, cap=run.cap, temperature=run.temperature,
             input=packed_input.STREAM_VERSION,
         ),
@@ -281,7 +303,7 @@ def train_run(
     config_gin = gin.config_str()
     state = trainer_lib.train(
         trainer=trainer,
-        batches=batches,
+        batches=pairs.batches if preference is not None else mixture_batches,
         model_dir=run.model_dir,
         num_steps=num_steps,
         seed=seed,
@@ -300,9 +322,21 @@ def train_run(
         tensorboard=tensorboard,
         allow_changes=allow_changes,
         on_start=lambda: run.save(config_gin) if jax.process_index() == 0 else None,
-        num_tasks=len(metadata["data"]["tasks"]),
+        num_tasks=len(metadata["data"].get("tasks", ())) or None,
     )
     return state, trainer
+
+
+@dataclasses.dataclass
+class SaveAdapters:
+    """A hook: writes a LoRA run's adapters alone (`lora.save_adapters`) after the final step."""
+
+    path: str
+    config: lora_lib.LoraConfig
+    every: int
+
+    def __call__(self, step: int, state: Any, context: hooks.Context) -> None:
+        lora_lib.save_adapters(self.path, jax.device_get(state.params), self.config)
 
 
 def check_settings(run: RunContext, *, evaluate: bool = True) -> None:

@@ -24,6 +24,7 @@ from it_jax import errors
 from it_jax.data import context as context_lib
 from it_jax.data import layout as layout_lib
 from it_jax.data import mixing, vocab
+from it_jax.models import lora as lora_lib
 from it_jax.models import registry
 from it_jax.run_dir import RunDirectory
 
@@ -43,6 +44,7 @@ class RunContext:
       data_dir: local JSONL mirrors of TFDS datasets (None: TFDS itself).
       cap, temperature: examples-proportional mixing of the collections' mixtures.
       chat_format: how chat tasks and `it-jax-chat` render conversations (see `TaskContext.chat_format`).
+      lora: the LoRA adapters the run trains (`train_run.lora`), or None; loaders merge them into the base.
     """
 
     directory: RunDirectory
@@ -55,6 +57,7 @@ class RunContext:
     cap: int | None = mixing.DEFAULT_CAP
     temperature: float = 1.0
     chat_format: str | None = None
+    lora: lora_lib.LoraConfig | None = None
 
     @property
     def model_dir(self) -> str:
@@ -82,6 +85,8 @@ class RunContext:
             "vocabulary_spec": vocab.describe(self.vocabulary),
             "layout": self.layout.to_dict(),
             "task_feature_lengths": dict(self.task_feature_lengths),
+            # Recorded only when set, so that the checkpoints of runs before LoRA still resume.
+            **({"lora": lora_config_to_dict(self.lora)} if self.lora is not None else {}),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -118,6 +123,7 @@ class RunContext:
             cap=mixing_settings.get("cap", mixing.DEFAULT_CAP),
             temperature=mixing_settings.get("temperature", 1.0),
             chat_format=data.get("chat_format"),
+            lora=lora_config_from_dict(data.get("lora")),
         )
 
     @classmethod
@@ -133,6 +139,16 @@ class RunContext:
             return cls.from_json(json.loads(path.read_text(encoding="utf-8")), directory)
         except (ValueError, KeyError, TypeError) as error:
             raise errors.ConfigError(f"{path} is not a readable run context ({errors.one_line(error)})") from error
+
+
+def lora_config_to_dict(config: lora_lib.LoraConfig) -> dict[str, Any]:
+    """A `LoraConfig` as recorded in run.json and checkpoint metadata."""
+    return {**dataclasses.asdict(config), "targets": list(config.targets)}
+
+
+def lora_config_from_dict(data: Mapping[str, Any] | None) -> lora_lib.LoraConfig | None:
+    """The recorded `LoraConfig` (None when the run has none)."""
+    return None if data is None else lora_lib.LoraConfig(**{**data, "targets": tuple(data["targets"])})
 
 
 def code_version() -> dict[str, Any]:

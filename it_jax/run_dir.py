@@ -6,6 +6,7 @@
     <root>/metrics.jsonl    one JSON record per logged step
     <root>/tensorboard/     TensorBoard event files
     <root>/eval/            evaluation reports (results.json, results.md, predictions/)
+    <root>/adapters.safetensors   a LoRA run's final adapters alone (`it_jax.models.lora.save_adapters`)
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class RunDirectory:
     @property
     def eval(self) -> pathlib.Path:
         return self.root / "eval"
+
+    @property
+    def adapters(self) -> pathlib.Path:
+        return self.root / "adapters.safetensors"
 
     def is_run(self) -> bool:
         """Whether the directory holds a run (its context, or checkpoints written by training)."""

@@ -4,13 +4,15 @@ A run directory (`checkpoints/<step>/`, written by training) records its model c
 layout and feature lengths with every checkpoint; a pretrained directory (`model.json`, written by
 `scripts/convert_checkpoint.py`) records the config, vocabulary and, for Hugging Face imports and exported
 runs, the layout (and a run's feature lengths). Parameters are restored directly onto their shardings over
-the mesh; they must match the config exactly. A run's parameters are checked against the fingerprints saved
+the mesh; they must match the config exactly. A LoRA run's checkpoints hold the base and the adapters; loading
+merges them (`lora.merge`), so evaluation, inference, chat and export see one plain model. A run's parameters are checked against the fingerprints saved
 with them: a damaged step raises `CorruptCheckpoint` (one line: the step, the directory and why).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -27,9 +29,10 @@ from it_jax.convert import pretrained as pretrained_lib
 from it_jax.convert import tree as tree_lib
 from it_jax.data import layout as layout_lib
 from it_jax.data import vocab as vocab_lib
+from it_jax.models import lora as lora_lib
 from it_jax.models import registry
 from it_jax.models.spec import ModelSpec
-from it_jax.run_context import RunContext
+from it_jax.run_context import RunContext, lora_config_from_dict
 from it_jax.run_dir import RunDirectory
 from it_jax.train import checkpoints as checkpoints_lib
 from it_jax.train import integrity
@@ -131,7 +134,8 @@ def _verify_params(checkpointer: checkpoints_lib.Checkpointer, step: int, params
 
 def read_run(path: str | pathlib.Path, *, mesh: Mesh, step: int | None = None) -> RunCheckpoint:
     """A run directory's `step` (default: the latest complete one), its parameters restored onto `mesh` and
-    verified against the fingerprints saved with them.
+    verified against the fingerprints saved with them; a LoRA run's adapters merged into the base (`spec` is
+    the base model's).
 
     Raises `FileNotFoundError` for a missing step (listing the steps there are), `CorruptCheckpoint` for a
     damaged one, `ValueError` for a checkpoint that does not record its vocabulary.
@@ -146,13 +150,24 @@ def read_run(path: str | pathlib.Path, *, mesh: Mesh, step: int | None = None) -
                 "it_jax): evaluate it with scripts/eval.py --gin_file and the run's bindings"
             )
         config = registry.config_from_dict(metadata["model_config"])
+        lora = lora_config_from_dict(metadata.get("lora"))
         spec = registry.model_spec(config)
-        target = with_shardings(spec.abstract_state.to_pure_dict(), spec.param_shardings(mesh))
+        saved_spec = spec if lora is None else model_spec(config, lora)
+        target = with_shardings(saved_spec.abstract_state.to_pure_dict(), saved_spec.param_shardings(mesh))
         params = _reading(checkpointer, step, "the parameters", lambda: checkpointer.restore_params(target, step))
         _verify_params(checkpointer, step, params)
     finally:
         checkpointer.close()
+    if lora is not None:  # every consumer of a run (eval, infer, chat, export) sees the merged model
+        params = jax.jit(functools.partial(lora_lib.merge, config=lora))(params)
     return RunCheckpoint(checkpointer.directory, step, metadata, config, spec, params)
+
+
+def model_spec(config: registry.ModelConfig, lora: lora_lib.LoraConfig | None = None) -> ModelSpec:
+    """The model a config describes, with `lora`'s adapters when given (`lora.with_lora`)."""
+    if lora is None:
+        return registry.model_spec(config)
+    return ModelSpec.create(lora_lib.with_lora(lambda rngs: registry.build(config, rngs), lora))
 
 
 def _load_run(path: pathlib.Path, mesh: Mesh, step: int | None, vocabulary_path: str | None) -> LoadedModel:

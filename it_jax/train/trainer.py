@@ -10,6 +10,7 @@ position), and on a preemption notice (SIGTERM) the run saves and stops.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -27,6 +28,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from it_jax import errors
 from it_jax import sharding as sharding_lib
 from it_jax.run_dir import RunDirectory
+from it_jax.models import lora
 from it_jax.models.spec import ModelSpec
 from it_jax.train import checkpoints as checkpoints_lib
 from it_jax.train import divergence as divergence_lib
@@ -53,14 +55,17 @@ def loss_fn(
     reference: Any = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The objective's loss and summed statistics for the parameters `trainable` and `frozen` (a partition of
-    the model's, see `state.partition`); no dropout when the key is None. `reference`: the frozen reference
+    the model's, see `state.partition`); no dropout (nor LoRA dropout) when the key is None. `reference`: the frozen reference
     parameters, for an objective that needs them."""
     rngs = None if dropout_key is None else nnx.Rngs(dropout=dropout_key)
     model = spec.bind(state_lib.merge(trainable, frozen))
     reference_model = None if reference is None else spec.bind(jax.lax.stop_gradient(reference))
-    return objectives.loss_and_stats(
-        objective, model, batch, rngs=rngs, normalizer=normalizer, reference=reference_model
-    )
+    # LoRA adapters' input dropout (a no-op for models without adapters or without dropout).
+    dropout = contextlib.nullcontext() if dropout_key is None else lora.train_dropout(dropout_key)
+    with dropout:
+        return objectives.loss_and_stats(
+            objective, model, batch, rngs=rngs, normalizer=normalizer, reference=reference_model
+        )
 
 
 def split_microbatches(batch: Batch, microbatches: int) -> Batch:

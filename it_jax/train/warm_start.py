@@ -18,6 +18,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from it_jax.models.lora import ADAPTER_NAMES
 from it_jax.run_dir import RunDirectory
 from it_jax.train.checkpoints import Checkpointer, checkpoint_dir
 
@@ -36,9 +37,17 @@ class WarmStartReport:
     skipped: dict[str, str]
     unused: tuple[str, ...]
 
+    @property
+    def new_adapters(self) -> tuple[str, ...]:
+        """The LoRA adapters (`lora_a`, `lora_b`) the source lacks: newly initialized, as intended."""
+        return tuple(sorted(name for name in self.skipped if name.rsplit("/", 1)[-1] in ADAPTER_NAMES))
+
     def summary(self) -> str:
         lines = [f"Initialized {len(self.loaded)} parameters from {self.source}"]
-        lines += [f"  kept fresh {name}: {why}" for name, why in sorted(self.skipped.items())]
+        adapters = set(self.new_adapters)
+        if adapters:
+            lines.append(f"  newly initialized: {len(adapters)} LoRA adapter parameters (lora_a, lora_b)")
+        lines += [f"  kept fresh {name}: {why}" for name, why in sorted(self.skipped.items()) if name not in adapters]
         if self.unused:
             lines.append(f"  unused from the source: {', '.join(self.unused)}")
         return "\n".join(lines)
