@@ -97,3 +97,42 @@ def test_the_tiny_sft_run_trains_a_causal_decoder_on_the_chat_collection():
     assert gin.query_parameter("run_config.chat_format") == "chatml"
     assert gin.query_parameter("train_run.mixture") == "chat_sft"
     assert "chat_oasst1" in gin.query_parameter("train_run.eval_mixture")  # never trained on
+
+
+def test_the_tiny_dpo_runs_train_the_sft_model_on_held_out_preference_pairs(shared_data, tmp_path):
+    from it_jax import errors
+    from it_jax.models import lora
+
+    for name, adapters in (("runs/dpo_tiny.gin", None), ("runs/dpo_tiny_lora.gin", lora.LoraConfig(rank=8))):
+        gin.clear_config()
+        launch.parse_config([name], [f"SFT_DIR = '{tmp_path}'"])
+        train = gin.get_bindings("train_run")
+        assert train["mixture"] is None and train["init_from"] == str(tmp_path)
+        assert train["best_metric"] == "eval/reward_accuracy" and train["eval_every"] > 0
+        assert gin.query_parameter("DPO.beta") == 0.1
+        assert gin.query_parameter("preference_data.files") == ["hh_rlhf__helpful_base_messages/test.jsonl"]
+        assert (lora.LoraConfig(**gin.get_bindings("LoraConfig")) if adapters else None) == adapters
+        run = launch.make_run_config()
+        launch.check_settings(run, evaluate=False)  # the DPO metric is a valid best_metric
+    with gin.unlock_config():
+        gin.bind_parameter("train_run.best_metric", "eval/accuracy")
+    with pytest.raises(errors.ConfigError, match="eval/reward_accuracy"):
+        launch.check_settings(launch.make_run_config(), evaluate=False)
+
+
+@pytest.mark.parametrize("recipe", ["runs/dpo_llama3_2_1b.gin", "runs/dpo_llama3_2_1b_lora.gin"])
+def test_dpo_recipes_start_from_the_sft_run(recipe):
+    from it_jax.evaluation import loading
+    from it_jax.models import decoder, lora
+
+    launch.parse_config([recipe])
+    train = gin.get_bindings("train_run")
+    assert train["init_from"] == gin.query_parameter("%SFT_DIR") and train["mixture"] is None
+    assert gin.query_parameter("DPO.reference") == "cached" and gin.query_parameter("DPO.beta") == 0.1
+    assert gin.query_parameter("preference_data.max_length") == 1024
+    if recipe.endswith("_lora.gin"):
+        config = decoder.DecoderConfig(**gin.get_bindings("DecoderConfig"))
+        adapters = lora.LoraConfig(**gin.get_bindings("LoraConfig"))
+        added = loading.model_spec(config, adapters).num_params() - launch.model_spec(config).num_params()
+        # rank 16 on q, k, v, o (2048 -> 2048, 512, 512, 2048) and the MLP (2048 <-> 8192 x3), 16 layers
+        assert added == 16 * 16 * ((2048 + 2048) * 2 + (2048 + 512) * 2 + 3 * (2048 + 8192))
