@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 
+from it_jax import errors
 from it_jax.cli import common
 from it_jax.run_dir import RunDirectory
 
@@ -74,9 +75,12 @@ def main(argv: list[str] | None = None) -> None:
 
     load_tasks(args)  # before the model: an unknown task fails at once
     distributed.initialize(**common.distributed_flags(args))
-    names = evaluate.select_tasks(
-        cluster=args.cluster, mixture=args.mixture, tasks=args.tasks.split(",") if args.tasks else ()
-    )
+    try:
+        names = evaluate.select_tasks(
+            cluster=args.cluster, mixture=args.mixture, tasks=args.tasks.split(",") if args.tasks else ()
+        )
+    except errors.ConfigError as error:
+        raise SystemExit(f"error: {error}") from None
     model = loading.load_model(args.checkpoint, step=args.step, vocabulary_path=args.vocab)
     lengths = dict(model.task_feature_lengths or {"inputs": 512, "targets": 64})
     lengths.update({k: v for k, v in (("inputs", args.inputs_length), ("targets", args.targets_length)) if v})

@@ -412,7 +412,9 @@ def task_info(name: str) -> TaskInfo:
     source = _templated_source(name)
     if source is None:
         known = sorted(info.name for info in registered_tasks())
-        raise KeyError(f"no instruction task {name!r} is registered; known: {known[:20]}...")
+        listing = f"known: {known[:20]}{'...' if len(known) > 20 else ''}" if known else (
+            "the loaded task modules register none (add one with --task_module)")
+        raise KeyError(f"no instruction task {name!r} is registered; {listing}")
     return source.info
 
 

@@ -12,7 +12,7 @@ from jax.sharding import Mesh
 
 from it_jax import errors
 from it_jax import sharding as sharding_lib
-from it_jax.data import mixing, pipeline
+from it_jax.data import chat_tasks, mixing, pipeline
 from it_jax.data import tasks as tasks_lib
 from it_jax.data.layout import PromptLayout
 from it_jax.evaluation import report
@@ -27,10 +27,10 @@ def select_tasks(
 ) -> list[str]:
     """Task names from a held-out `cluster`, a seqio `mixture`'s tasks, or an explicit list (in that order
     of precedence: explicit tasks win); raises naming what is known when the choice is empty or unknown
-    (`KeyError` for an unknown task, `ConfigError` otherwise)."""
+    (a `ConfigError`)."""
     if tasks:
         for name in tasks:
-            tasks_lib.task_info(name)
+            _check_evaluable(name)
         return list(tasks)
     if mixture:
         try:
@@ -39,7 +39,7 @@ def select_tasks(
             raise errors.ConfigError(f"no mixture or task {mixture!r} is registered") from error
         names = [task.name for task in getattr(provider, "tasks", [provider])]
         for name in names:
-            tasks_lib.task_info(name)
+            _check_evaluable(name)
         return names
     if cluster is None:
         raise errors.ConfigError("nothing to evaluate: give tasks, a mixture or a cluster")
@@ -48,6 +48,20 @@ def select_tasks(
         known = sorted({info.cluster for info in tasks_lib.registered_tasks()})
         raise errors.ConfigError(f"cluster {cluster!r} has no registered tasks; known clusters: {known}")
     return names
+
+
+def _check_evaluable(name: str) -> None:
+    """Raises a `ConfigError` unless `name` is a templated task the evaluator can score."""
+    if chat_tasks.chat_task_info(name) is not None:
+        raise errors.ConfigError(
+            f"{name!r} is a chat task, which the evaluator does not score (it scores templated tasks): follow its "
+            f"held-out assistant-token loss with train_run.eval_mixture (eval/{name}/loss), or generate replies "
+            "with it-jax-chat --input_file"
+        )
+    try:
+        tasks_lib.task_info(name)
+    except KeyError as error:
+        raise errors.ConfigError(error.args[0]) from None
 
 
 def trained_task_names(mixture: str | Sequence[str]) -> set[str]:

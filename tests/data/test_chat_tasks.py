@@ -183,3 +183,10 @@ def test_the_seqio_pipeline_reads_chat_tasks_as_training_does(chat_task):
     assert all(np.array_equal(via_pipeline[k], via_packed[k]) for k in via_packed)
     with pytest.raises(ValueError, match="chat tasks"):
         next(pipeline.host_batches(chat_task, repeat=False, **settings))
+
+
+def test_the_evaluator_refuses_a_chat_task_and_says_how_to_follow_it(chat_task):
+    from it_jax.evaluation import evaluate
+
+    with pytest.raises(chat_tasks.errors.ConfigError, match=r"chat task.*eval_mixture.*it-jax-chat"):
+        evaluate.select_tasks(tasks=[chat_task])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import seqio
 
+from it_jax import errors
 from it_jax.data.context import TaskContext
 from it_jax.data import fewshot, tasks
 from it_jax.evaluation import metrics, report
@@ -351,7 +352,7 @@ def test_select_tasks_by_list_cluster_or_mixture():
         evaluate.select_tasks(cluster="test_ev_no_such_cluster")
     with pytest.raises(ValueError, match="nothing to evaluate"):
         evaluate.select_tasks()
-    with pytest.raises(KeyError):
+    with pytest.raises(errors.ConfigError, match="no instruction task 'test_ev_never_registered'"):
         evaluate.select_tasks(tasks=["test_ev_never_registered"])
 
 
