@@ -35,13 +35,13 @@ def main() -> None:
     common.load_task_modules([*common.DEFAULT_TASK_MODULES, *args.task_module], data_dir=args.data_dir)
     import seqio
 
-    from it_jax.data import tasks
+    from it_jax.data import chat_tasks, tasks
 
     mixture = seqio.get_mixture_or_task(args.mixture)
     members = mixture.tasks if isinstance(mixture, seqio.Mixture) else [mixture]
     rows, samples, rates, counts = [], [], {}, {}
     for task in members:
-        info = tasks.task_info(task.name)
+        info = chat_tasks.chat_task_info(task.name) or tasks.task_info(task.name)
         try:
             count = info.num_examples(args.split)
             rates[task.name] = mixture.get_rate(task) if isinstance(mixture, seqio.Mixture) else 1.0
@@ -60,9 +60,16 @@ def main() -> None:
     for name, examples in samples:
         for ex in examples:
             if args.format == "markdown":
-                print(f"**{name}** (template {ex['template']})\n\n```\n{ex['inputs']}\n```\n-> `{ex['targets']}`\n")
+                print(f"**{name}** ({_origin(ex)})\n\n```\n{ex['inputs']}\n```\n-> `{ex['targets']}`\n")
             else:
-                print(f"--- {name} (template {ex['template']})\n{ex['inputs']}\n=> {ex['targets']}\n")
+                print(f"--- {name} ({_origin(ex)})\n{ex['inputs']}\n=> {ex['targets']}\n")
+
+
+def _origin(example: dict) -> str:
+    """Where a sample comes from: its template, or (a chat task's) its conversation and last reply."""
+    if "template" in example:
+        return f"template {example['template']}"
+    return f"conversation {example['idx']}: the history, then its last reply"
 
 
 def _print_submixes(name: str, counts: dict[str, int], fmt: str) -> None:

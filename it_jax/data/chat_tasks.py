@@ -68,6 +68,7 @@ class ChatTaskInfo:
       train_on: "assistant", "all" or "last_assistant" (see `chat.turn_spans`).
       overflow: "truncate" or "split" (see the module docstring).
       max_train_examples: trim the train split to this many conversations.
+      cluster: the task cluster, as templated tasks have (held-out-cluster mixtures, reports).
     """
 
     name: str
@@ -76,6 +77,7 @@ class ChatTaskInfo:
     train_on: str = "assistant"
     overflow: str = "truncate"
     max_train_examples: int | None = None
+    cluster: str = "chat"
 
     def __post_init__(self):
         if self.train_on not in chat.TRAIN_ON:
