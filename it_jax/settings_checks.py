@@ -29,7 +29,7 @@ import seqio
 
 from it_jax import errors
 from it_jax import sharding as sharding_lib
-from it_jax.data import fewshot, mixing
+from it_jax.data import fewshot, mixing, preference_input
 from it_jax.data import tasks as tasks_lib
 from it_jax.evaluation import evaluator, periodic
 from it_jax.models import registry
@@ -345,7 +345,7 @@ def train_run_problems(fn: Callable[..., Any], run: Any, settings: Settings) -> 
     """`train_run`'s settings (`run` is the `RunContext`): types, ranges, the mixtures and tasks, the batch's
     fit to the devices, and the periodic evaluation's settings."""
     problems, ok = _typed(fn, "train_run", settings)
-    problems += range_problems("train_run", ok) + _preference_problems(ok)
+    problems += range_problems("train_run", ok) + preference_input.settings_problems(ok)
     if ok.get("mixture") is not None:
         mixture_problems = _provider_problems("train_run.mixture", ok["mixture"], run.task_modules)
         problems += mixture_problems or _split_problems("train_run.mixture", "train", _names(ok["mixture"]))
@@ -353,24 +353,6 @@ def train_run_problems(fn: Callable[..., Any], run: Any, settings: Settings) -> 
     if init_from and "://" not in init_from and not os.path.exists(init_from):
         problems.append(f"train_run.init_from = {init_from!r} does not exist")
     return problems + _batch_problems(ok) + _evaluation_problems(run, ok)
-
-
-def _preference_problems(settings: Settings) -> list[str]:
-    """Exactly one training input (a mixture, or preference pairs), and pairs need a pairwise objective."""
-    if "mixture" not in settings or "preference" not in settings:
-        return []
-    mixture, pairs, objective = settings["mixture"], settings["preference"], settings.get("objective")
-    if (mixture is None) == (pairs is None):
-        return ["set exactly one of train_run.mixture (a seqio mixture or tasks) and train_run.preference "
-                "(@preference_data(): preference pairs)"]
-    if pairs is not None and not any(name.startswith("chosen_") for name in _objective_features(objective)):
-        return [f"train_run.preference needs an objective over pairs, e.g. train_run.objective = @DPO(); got "
-                f"{getattr(objective, 'name', 'the default cross-entropy')}"]
-    return []
-
-
-def _objective_features(objective: Any) -> tuple[str, ...]:
-    return () if objective is None else tuple(objective.features("decoder_only"))
 
 
 def _batch_problems(settings: Settings) -> list[str]:
@@ -417,7 +399,7 @@ def _evaluation_problems(run: Any, settings: Settings) -> list[str]:
         return []
     mixture, tasks, every, keep_best = (settings[name] for name in needed[:4])
     if settings.get("preference") is not None:
-        return _preference_evaluation_problems(settings)
+        return preference_input.evaluation_problems(settings)
     problems = _instruction_task_problems("train_run.eval_tasks", tasks)
     if mixture is not None:
         problems += _provider_problems("train_run.eval_mixture", mixture, run.task_modules)
@@ -446,26 +428,6 @@ def _evaluation_problems(run: Any, settings: Settings) -> list[str]:
                 f"train_run.best_metric = {best!r} is not logged by the configured evaluation (it logs "
                 f"{shown}){_suggest(best, logged)}"
             )
-    return problems
-
-
-def _preference_evaluation_problems(settings: Settings) -> list[str]:
-    """A preference run evaluates its held-out pairs with its objective's metrics (`eval/reward_accuracy`, ...)."""
-    pairs, every, keep_best, best = (settings[n] for n in ("preference", "eval_every", "keep_best", "best_metric"))
-    problems = []
-    if settings["eval_mixture"] is not None or settings["eval_tasks"]:
-        problems.append("train_run.eval_mixture and eval_tasks are for mixture runs: a preference run evaluates "
-                        "its held-out pairs (preference_data.held_out_every)")
-    if (every > 0 or keep_best > 0) and not pairs.held_out_every:
-        problems.append("train_run.eval_every / keep_best need held-out pairs: set preference_data.held_out_every")
-    objective = settings.get("objective")
-    if keep_best > 0 and not _preference_problems(settings):
-        totals = {name: 1.0 for name in ("pairs", "loss_sum", "reward_margin_sum", "reward_correct",
-                                         "chosen_logps_sum", "rejected_logps_sum")}
-        logged = [f"eval/{name}" for name in objective.metrics(totals)]
-        if best not in logged:
-            problems.append(f"train_run.best_metric = {best!r} is not logged by the held-out pairs' evaluation "
-                            f"(it logs {', '.join(logged)}){_suggest(best, logged)}")
     return problems
 
 

@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -201,3 +201,46 @@ def training_input(config: PreferenceInput, run: Any, trainer: Any, *, batch_siz
     return TrainingInput(
         functools.partial(train_batches, splits.train, batch_size=batch_size, seed=seed), evaluation, metadata
     )
+
+
+# Settings checks (`it_jax.settings_checks.train_run_problems`) -----------------------------------------
+
+
+def settings_problems(settings: Mapping[str, Any]) -> list[str]:
+    """`train_run`'s input settings (`settings_checks` calls this): exactly one training input (a mixture, or
+    preference pairs), and pairs need an objective over pairs."""
+    if "mixture" not in settings or "preference" not in settings:
+        return []
+    mixture, pairs, objective = settings["mixture"], settings["preference"], settings.get("objective")
+    if (mixture is None) == (pairs is None):
+        return ["set exactly one of train_run.mixture (a seqio mixture or tasks) and train_run.preference "
+                "(@preference_data(): preference pairs)"]
+    if pairs is not None and not any(name.startswith("chosen_") for name in _objective_features(objective)):
+        return [f"train_run.preference needs an objective over pairs, e.g. train_run.objective = @DPO(); got "
+                f"{getattr(objective, 'name', 'the default cross-entropy')}"]
+    return []
+
+
+def _objective_features(objective: Any) -> tuple[str, ...]:
+    return () if objective is None else tuple(objective.features("decoder_only"))
+
+
+def evaluation_problems(settings: Mapping[str, Any]) -> list[str]:
+    """A preference run's evaluation: its held-out pairs, with its objective's metrics (`eval/reward_accuracy`,
+    ...) as the only valid `best_metric`s."""
+    pairs, every, keep_best, best = (settings[n] for n in ("preference", "eval_every", "keep_best", "best_metric"))
+    problems = []
+    if settings["eval_mixture"] is not None or settings["eval_tasks"]:
+        problems.append("train_run.eval_mixture and eval_tasks are for mixture runs: a preference run evaluates "
+                        "its held-out pairs (preference_data.held_out_every)")
+    if (every > 0 or keep_best > 0) and not pairs.held_out_every:
+        problems.append("train_run.eval_every / keep_best need held-out pairs: set preference_data.held_out_every")
+    objective = settings.get("objective")
+    if keep_best > 0 and not settings_problems(settings):
+        totals = {name: 1.0 for name in ("pairs", "loss_sum", "reward_margin_sum", "reward_correct",
+                                         "chosen_logps_sum", "rejected_logps_sum")}
+        logged = [f"eval/{name}" for name in objective.metrics(totals)]
+        if best not in logged:
+            problems.append(f"train_run.best_metric = {best!r} is not logged by the held-out pairs' evaluation "
+                            f"(it logs {', '.join(logged)})")
+    return problems

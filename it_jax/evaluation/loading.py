@@ -4,9 +4,10 @@ A run directory (`checkpoints/<step>/`, written by training) records its model c
 layout and feature lengths with every checkpoint; a pretrained directory (`model.json`, written by
 `scripts/convert_checkpoint.py`) records the config, vocabulary and, for Hugging Face imports and exported
 runs, the layout (and a run's feature lengths). Parameters are restored directly onto their shardings over
-the mesh; they must match the config exactly. A LoRA run's checkpoints hold the base and the adapters; loading
-merges them (`lora.merge`), so evaluation, inference, chat and export see one plain model. A run's parameters are checked against the fingerprints saved
-with them: a damaged step raises `CorruptCheckpoint` (one line: the step, the directory and why).
+the mesh; they must match the config exactly. A LoRA run's checkpoints hold the base and the adapters;
+loading merges them (`lora.merge`), so evaluation, inference, chat and export see one plain model. A run's
+parameters are checked against the fingerprints saved with them: a damaged step raises `CorruptCheckpoint`
+(one line: the step, the directory and why).
 """
 
 from __future__ import annotations

@@ -55,8 +55,8 @@ def loss_fn(
     reference: Any = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The objective's loss and summed statistics for the parameters `trainable` and `frozen` (a partition of
-    the model's, see `state.partition`); no dropout (nor LoRA dropout) when the key is None. `reference`: the frozen reference
-    parameters, for an objective that needs them."""
+    the model's, see `state.partition`); no dropout (nor LoRA dropout) when the key is None. `reference`: the
+    frozen reference parameters, for an objective that needs them."""
     rngs = None if dropout_key is None else nnx.Rngs(dropout=dropout_key)
     model = spec.bind(state_lib.merge(trainable, frozen))
     reference_model = None if reference is None else spec.bind(jax.lax.stop_gradient(reference))

@@ -245,3 +245,25 @@ def test_a_partly_frozen_run_resumes_bitwise(tmp_path, stacked_spec, optimizer, 
     for a, b in zip(jax.tree.leaves(resumed.opt_state), jax.tree.leaves(straight.opt_state), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not any("w_out" in path or "embedding" in path for path in _opt_state_paths(resumed))
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.5])
+def test_lora_dropout_acts_in_training_steps_only(rate):
+    import chat_runs
+
+    from it_jax.convert import tree
+    from it_jax.evaluation import loading
+    from it_jax.models import lora
+
+    spec = loading.model_spec(chat_runs.CONFIG, lora.LoraConfig(rank=2, dropout=rate, targets=("q", "v")))
+    flat = {p: (np.full(v.shape, 0.5, np.float32) if p[-1] == "lora_b" else v)
+            for p, v in tree.flatten(spec.init_params(0)).items()}
+    tokens = jnp.asarray(np.arange(1, 17, dtype=np.int32).reshape(2, 8))
+    batch = {"decoder_input_tokens": tokens, "decoder_target_tokens": tokens,
+             "decoder_loss_weights": jnp.ones((2, 8), jnp.float32)}
+    objective = objectives.CrossEntropy()
+    loss = functools.partial(trainer_lib.loss_fn, tree.unflatten(flat), {}, batch, spec=spec, objective=objective,
+                             normalizer=objective.denominator(batch))
+    evaluated, trained = float(loss(None)[0]), float(loss(jax.random.key(1))[0])
+    assert (evaluated != trained) == (rate > 0), (evaluated, trained)
+    assert float(loss(None)[0]) == evaluated  # no key: deterministic

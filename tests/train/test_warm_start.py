@@ -1,9 +1,13 @@
+import chat_runs
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
 from it_jax import sharding
+from it_jax.convert import tree
+from it_jax.evaluation import loading
+from it_jax.models import lora
 from it_jax.models.spec import ModelSpec
 from it_jax.train import trainer as trainer_lib
 from it_jax.train import warm_start
@@ -71,3 +75,16 @@ def test_init_from_a_converted_pretrained_directory(tmp_path, stacked_spec, stac
     assert report.loaded == ("w_in", "w_out") and set(report.skipped) == {"embedding", "head"}
     np.testing.assert_array_equal(merged["w_out"], pretrained["w_out"])
     np.testing.assert_array_equal(merged["embedding"], fresh["embedding"])
+
+
+def test_a_lora_model_loads_its_base_and_reports_the_adapters_as_new():
+    config = lora.LoraConfig(rank=2, targets=("q", "v"))
+    fresh = loading.model_spec(chat_runs.CONFIG, config).init_params(0)
+    base = chat_runs.random_params(chat_runs.CONFIG, seed=5)
+    merged, report = warm_start.load_matching_params(base, params=fresh)
+    assert len(report.new_adapters) == 2 * 2 * 2 and set(report.skipped) == set(report.new_adapters)
+    summary = report.summary()
+    assert "newly initialized: 8 LoRA adapter parameters" in summary and "kept fresh" not in summary
+    flat = tree.flatten(merged)
+    for path, value in tree.flatten(base).items():
+        np.testing.assert_array_equal(flat[path], value, err_msg=tree.path_name(path))
