@@ -103,3 +103,14 @@ def test_a_lora_runs_cached_reference_is_the_warm_started_base_and_is_recomputed
         np.testing.assert_array_equal(first[name], again[name])
         np.testing.assert_allclose(first[name], expected.features[name], rtol=1e-5)
         assert np.all(first[name] < 0)
+
+
+def test_training_batches_resume_at_a_position_without_replay():
+    data = preference.PreferenceData({"chosen_decoder_loss_weights": np.arange(21, dtype=np.float32)[:, None]})
+    stream = preference_input.train_batches(data, 0, batch_size=8, seed=3)
+    first_six = [next(stream)["chosen_decoder_loss_weights"] for _ in range(6)]
+    resumed = preference_input.train_batches(data, 4, batch_size=8, seed=3)
+    for expected in first_six[4:]:
+        np.testing.assert_array_equal(next(resumed)["chosen_decoder_loss_weights"], expected)
+    epoch = np.concatenate(first_six[:3])[:21, 0]
+    assert sorted(epoch.tolist()) == list(range(21))  # every pair once per epoch
