@@ -106,3 +106,22 @@ def test_tiny_lora_dpo_run_changes_only_the_adapters(sft_run):
     assert set(tree.flatten(loaded.params)) == set(merged) == set(sft)
     for path, value in tree.flatten(jax.device_get(loaded.params)).items():
         np.testing.assert_allclose(value, merged[path], rtol=0, atol=1e-6, err_msg=tree.path_name(path))
+
+
+def test_a_resumed_lora_dpo_run_repeats_the_uninterrupted_one(sft_run):
+    """The pairs' batches, the recomputed cached reference and the LoRA dropout all resume exactly."""
+    small = [f"SFT_DIR = '{sft_run}'", "TRAIN_STEPS = 6", "train_run.batch_size = 8", "preference_data.max_pairs = 200",
+             "preference_data.max_length = 64", "preference_data.max_prompt_length = 32", "train_run.eval_every = 3",
+             "train_run.save_every = 3", "make_schedule.warmup_steps = 2", "train_run.log_every = 1",
+             "LoraConfig.dropout = 0.1"]
+    whole, resumed = sft_run.parent / "whole", sft_run.parent / "resumed"
+    _train("runs/dpo_tiny_lora.gin", whole, small)
+    _train("runs/dpo_tiny_lora.gin", resumed, [*small, "train_run.num_steps = 3"])
+    _train("runs/dpo_tiny_lora.gin", resumed, small)
+
+    def losses(model_dir):
+        records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
+        return {(r["step"], name): r[name] for r in records for name in ("loss", "eval/reward_margin") if name in r}
+
+    expected = losses(whole)
+    assert len(expected) == 8 and losses(resumed) == expected
