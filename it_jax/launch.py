@@ -17,6 +17,7 @@ import jax
 import optax
 import seqio
 from flax import nnx
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from it_jax import errors, gin_paths, settings_checks
@@ -216,9 +217,7 @@ def train_run(
     if mixture is not None and not isinstance(mixture, str):
         mixture = mixing.register_mixture("train_run_mixture", list(mixture), rate=run.tasks.rate()).name
     if eval_mixture is not None and not isinstance(eval_mixture, str):
-        eval_mixture = mixing.register_mixture(
-            "train_run_eval_mixture", list(eval_mixture), rate=run.tasks.rate()
-        ).name
+        eval_mixture = mixing.register_mixture("train_run_eval_mixture", list(eval_mixture), rate=run.tasks.rate()).name
     if mixture is not None:
         context_lib.check_vocabularies(mixture, run.vocabulary)
     if objective is not None and (label_smoothing, z_loss, loss_normalization) != (0.0, 0.0, "real_tokens"):
@@ -263,7 +262,7 @@ def train_run(
         )
         if eval_every and pairs.evaluation is not None:
             train_hooks.append(hooks.Evaluate(pairs.evaluation, every=eval_every))
-    if lora is not None and jax.process_index() == 0:
+    if lora is not None:
         train_hooks.append(SaveAdapters(str(run.directory.adapters), lora, every=num_steps))
     if eval_every and preference is None and (eval_mixture is not None or eval_tasks):
         loss_batches, num_batches = None, eval_batches
@@ -329,14 +328,16 @@ def train_run(
 
 @dataclasses.dataclass
 class SaveAdapters:
-    """A hook: writes a LoRA run's adapters alone (`lora.save_adapters`) after the final step."""
+    """A hook: after the final step, process 0 writes the LoRA adapters alone (`lora.save_adapters`)."""
 
     path: str
     config: lora_lib.LoraConfig
     every: int
 
     def __call__(self, step: int, state: Any, context: hooks.Context) -> None:
-        lora_lib.save_adapters(self.path, jax.device_get(state.params), self.config)
+        adapters = multihost_utils.process_allgather(lora_lib.adapter_params(state.params), tiled=True)
+        if jax.process_index() == 0:
+            lora_lib.save_adapters(self.path, adapters, self.config)
 
 
 def check_settings(run: RunContext, *, evaluate: bool = True) -> None:
