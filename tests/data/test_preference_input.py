@@ -114,3 +114,16 @@ def test_training_batches_resume_at_a_position_without_replay():
         np.testing.assert_array_equal(next(resumed)["chosen_decoder_loss_weights"], expected)
     epoch = np.concatenate(first_six[:3])[:21, 0]
     assert sorted(epoch.tolist()) == list(range(21))  # every pair once per epoch
+
+
+def test_settings_problems_name_the_binding_to_fix():
+    pairs = preference_input.PreferenceInput(files=("pairs.jsonl",))
+    base = {"mixture": None, "preference": pairs, "objective": objectives.DPO(), "eval_mixture": None,
+            "eval_tasks": (), "eval_every": 10, "keep_best": 1, "best_metric": "eval/reward_accuracy"}
+    assert preference_input.settings_problems(base) == preference_input.evaluation_problems(base) == []
+    assert "exactly one of train_run.mixture" in preference_input.settings_problems({**base, "mixture": "chat_sft"})[0]
+    assert "@DPO()" in preference_input.settings_problems({**base, "objective": None})[0]
+    (problem,) = preference_input.evaluation_problems({**base, "best_metric": "eval/accuracy"})
+    assert "eval/reward_accuracy" in problem and "eval/reward_margin" in problem
+    no_held_out = {**base, "preference": preference_input.PreferenceInput(files=("p.jsonl",), held_out_every=0)}
+    assert "held_out_every" in preference_input.evaluation_problems(no_held_out)[0]
