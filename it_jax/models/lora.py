@@ -180,6 +180,11 @@ def _is_adapter(path: tree.Path) -> bool:
     return path[-1] in ADAPTER_NAMES
 
 
+def has_adapters(params: Params) -> bool:
+    """Whether `params` hold LoRA adapters."""
+    return any(_is_adapter(p) for p in tree.flatten(params))
+
+
 def adapter_params(params: Params) -> Params:
     """Only the adapter leaves of `params` (same nesting)."""
     return tree.unflatten({p: v for p, v in tree.flatten(params).items() if _is_adapter(p)})

@@ -53,12 +53,17 @@ def loss_fn(
     objective: objectives.Objective,
     normalizer: jax.Array,
     reference: Any = None,
+    base_reference: bool = False,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The objective's loss and summed statistics for the parameters `trainable` and `frozen` (a partition of
     the model's, see `state.partition`); no dropout (nor LoRA dropout) when the key is None. `reference`: the
-    frozen reference parameters, for an objective that needs them."""
+    frozen reference parameters, for an objective that needs them; with `base_reference`, the parameters with
+    their LoRA adapters disabled (no second copy)."""
     rngs = None if dropout_key is None else nnx.Rngs(dropout=dropout_key)
-    model = spec.bind(state_lib.merge(trainable, frozen))
+    params = state_lib.merge(trainable, frozen)
+    model = spec.bind(params)
+    if base_reference:
+        reference = lora.without_adapters(params)
     reference_model = None if reference is None else spec.bind(jax.lax.stop_gradient(reference))
     # LoRA adapters' input dropout (a no-op for models without adapters or without dropout).
     dropout = contextlib.nullcontext() if dropout_key is None else lora.train_dropout(dropout_key)
@@ -94,6 +99,7 @@ def accumulate_gradients(
     microbatches: int = 1,
     grad_shardings: Any = None,
     reference: Any = None,
+    base_reference: bool = False,
 ) -> tuple[Any, dict[str, jax.Array]]:
     """Gradients (w.r.t. `trainable` only) of the whole batch's loss and its summed statistics, over
     `microbatches` sequential slices.
@@ -104,7 +110,8 @@ def accumulate_gradients(
     """
     grad_fn = jax.value_and_grad(
         functools.partial(
-            loss_fn, spec=spec, objective=objective, normalizer=objective.denominator(batch), reference=reference
+            loss_fn, spec=spec, objective=objective, normalizer=objective.denominator(batch), reference=reference,
+            base_reference=base_reference,
         ),
         has_aux=True,
     )
@@ -150,6 +157,7 @@ def train_step(
     microbatches: int = 1,
     grad_shardings: Any = None,
     skip_nonfinite: bool = False,
+    base_reference: bool = False,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer step of the parameters `mask` selects (None: all; the others stay as they are);
     dropout randomness is derived from (seed, step), so resuming reproduces it.
@@ -170,6 +178,7 @@ def train_step(
         microbatches=microbatches,
         grad_shardings=grad_shardings,
         reference=state.reference,
+        base_reference=base_reference,
     )
     updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
     updated = optax.apply_updates(trainable, updates)
@@ -191,11 +200,12 @@ def eval_step(
     *,
     spec: ModelSpec,
     objective: objectives.Objective = objectives.CrossEntropy(),
+    base_reference: bool = False,
 ) -> dict[str, jax.Array]:
     """The objective's summed statistics of a batch without dropout (e.g. `nll_sum`, `correct`, `tokens`)."""
     _, stats = loss_fn(
         params, {}, batch, None, spec=spec, objective=objective, normalizer=objective.denominator(batch),
-        reference=reference,
+        reference=reference, base_reference=base_reference,
     )
     return stats
 
@@ -212,6 +222,10 @@ class Trainer:
         a path regex, a callable on (path, variable); None: all). The others stay bitwise as they are and
         carry no optimizer state.
       divergence: what a non-finite step does (stop the run, or skip the update).
+
+    An objective with a live reference (`needs_reference`) gets a frozen copy of the initial parameters in the
+    state (`needs_reference` then stays True here), except on a LoRA model, whose reference is its base with the
+    adapters disabled, computed from the parameters themselves (`base_reference`).
     """
 
     spec: ModelSpec
@@ -229,7 +243,10 @@ class Trainer:
         if self.microbatches < 1:
             raise ValueError(f"microbatches must be at least 1, got {self.microbatches}")
         self.mask = state_lib.trainable_mask(self.spec.abstract_state, self.trainable)
-        self.needs_reference = bool(getattr(self.objective, "needs_reference", False))
+        needs_reference = bool(getattr(self.objective, "needs_reference", False))
+        # A LoRA model's reference is its base (adapters disabled); any other model keeps a frozen copy.
+        self.base_reference = needs_reference and lora.has_adapters(self.spec.abstract_state.to_pure_dict())
+        self.needs_reference = needs_reference and not self.base_reference
         layout = (self.spec, self.optimizer, self.mesh, self.mask, self.needs_reference)
         with sharding_lib.axis_rules(self.rules):
             self.state_shardings = state_lib.state_shardings(*layout)
@@ -249,13 +266,14 @@ class Trainer:
                 microbatches=self.microbatches,
                 grad_shardings=state_lib.partition(self.state_shardings.params, self.mask)[0],
                 skip_nonfinite=self.divergence.skip,
+                base_reference=self.base_reference,
             ),
             in_shardings=(self.state_shardings, self.data_sharding),
             out_shardings=(self.state_shardings, replicated),
             donate_argnums=(0,),
         )
         self._eval = jax.jit(
-            functools.partial(eval_step, spec=self.spec, objective=self.objective),
+            functools.partial(eval_step, spec=self.spec, objective=self.objective, base_reference=self.base_reference),
             in_shardings=(self.state_shardings.params, self.data_sharding, self.state_shardings.reference),
             out_shardings=replicated,
         )

@@ -267,3 +267,41 @@ def test_lora_dropout_acts_in_training_steps_only(rate):
     evaluated, trained = float(loss(None)[0]), float(loss(jax.random.key(1))[0])
     assert (evaluated != trained) == (rate > 0), (evaluated, trained)
     assert float(loss(None)[0]) == evaluated  # no key: deterministic
+
+
+def test_a_lora_models_live_reference_is_its_base_without_a_second_copy():
+    import chat_runs
+    import seqio
+
+    from it_jax.data import preference
+    from it_jax.evaluation import loading
+    from it_jax.models import lora
+    from it_jax.train import optimizers
+
+    spec = loading.model_spec(chat_runs.CONFIG, lora.LoraConfig(rank=2, targets=("q", "v")))
+    pairs = [preference.PreferencePair(({"role": "user", "content": f"Hi {i}?"},), "Hello there!", f"No {i}.")
+             for i in range(8)]
+    data = preference.encode_pairs(pairs, seqio.ByteVocabulary(), chat_format="chatml", max_length=40,
+                                   layout=layout.causal_lm(0))
+    schedule = optimizers.make_schedule(base_learning_rate=1e-2, warmup_steps=0, decay="constant")
+    margins = {}
+    for mode in ("live", "cached"):
+        trainer = trainer_lib.Trainer(spec=spec, optimizer=optimizers.make_optimizer(schedule, name="adamw"),
+                                      schedule=schedule, mesh=sharding.create_mesh(devices=jax.devices()[:1]),
+                                      trainable=nnx.LoRAParam, objective=objectives.DPO(reference=mode))
+        state = trainer.init(seed=0)
+        assert state.reference is None and trainer.abstract_state().reference is None
+        rows = data
+        if mode == "cached":
+            base = lora.without_adapters(state.params)
+            logps = jax.jit(lambda b: tuple(objectives.sequence_logps(spec.bind(base), objectives.side(b, s), rngs=None)
+                                            for s in preference.SIDES))
+            rows = preference.add_reference_logps(data, logps, batch_size=8)
+        batch = trainer.to_global(dict(rows.features))
+        margins[mode] = []
+        for _ in range(3):
+            state, stats = trainer.step(state, batch)
+            margins[mode].append(float(stats["reward_margin_sum"]))
+        margins[mode].append(float(trainer.eval(state.params, batch)["reward_margin_sum"]))
+    np.testing.assert_allclose(margins["live"], margins["cached"], rtol=1e-4, atol=1e-6)
+    assert margins["live"][-1] > 0.1
