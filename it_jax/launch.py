@@ -20,11 +20,11 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from it_jax import errors, gin_paths, settings_checks
+from it_jax import errors, gin_paths, preference_run, settings_checks
 from it_jax import sharding as sharding_lib
 from it_jax.data import layout as layout_lib
 from it_jax.data import context as context_lib
-from it_jax.data import mixing, packed_input, pipeline, preference_input, vocab
+from it_jax.data import mixing, packed_input, pipeline, vocab
 from it_jax.evaluation import evaluate, evaluator, loading, periodic
 from it_jax.evaluation.predictor import Predictor
 from it_jax.models import decoder, lora as lora_lib, registry, t5
@@ -48,7 +48,7 @@ _CONFIGURABLES = {
     "CrossEntropy": objectives.CrossEntropy,
     "DPO": objectives.DPO,
     "LoraConfig": lora_lib.LoraConfig,
-    "preference_data": preference_input.PreferenceInput,
+    "preference_data": preference_run.PreferenceInput,
 }
 
 
@@ -172,13 +172,13 @@ def train_run(
     objective: objectives.Objective | None = None,
     trainable: Any = None,
     lora: lora_lib.LoraConfig | None = None,
-    preference: preference_input.PreferenceInput | None = None,
+    preference: preference_run.PreferenceInput | None = None,
 ):
     """Trains `run.model_config` on `mixture`, resuming from `run.model_dir` if it holds checkpoints.
 
     `mixture` is a registered mixture or task, or a list of task names (mixed at the run's rate: see
     `make_run_config`'s `cap` and `temperature`); or, instead, `preference` pairs (`@preference_data()`, see
-    `it_jax.data.preference_input`: batches of pairs, the held-out pairs evaluated every `eval_every` steps).
+    `it_jax.preference_run`: batches of pairs, the held-out pairs evaluated every `eval_every` steps).
 
     Args (the scale-out knobs; see `trainer.train` for the rest):
       mesh: default: every device on the `data` axis (`create_mesh.replica/data/fsdp/tensor` set it).
@@ -257,7 +257,7 @@ def train_run(
 
     train_hooks = []
     if preference is not None:
-        pairs = preference_input.training_input(
+        pairs = preference_run.training_input(
             preference, run, trainer, batch_size=batch_size, seed=seed, init_from=init_from, lora=lora
         )
         if eval_every and pairs.evaluation is not None:

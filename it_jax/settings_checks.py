@@ -27,9 +27,9 @@ import gin
 import jax
 import seqio
 
-from it_jax import errors
+from it_jax import errors, preference_run
 from it_jax import sharding as sharding_lib
-from it_jax.data import fewshot, mixing, preference_input
+from it_jax.data import fewshot, mixing
 from it_jax.data import tasks as tasks_lib
 from it_jax.evaluation import evaluator, periodic
 from it_jax.models import registry
@@ -345,7 +345,7 @@ def train_run_problems(fn: Callable[..., Any], run: Any, settings: Settings) -> 
     """`train_run`'s settings (`run` is the `RunContext`): types, ranges, the mixtures and tasks, the batch's
     fit to the devices, and the periodic evaluation's settings."""
     problems, ok = _typed(fn, "train_run", settings)
-    problems += range_problems("train_run", ok) + preference_input.settings_problems(ok)
+    problems += range_problems("train_run", ok) + preference_run.settings_problems(ok)
     if ok.get("mixture") is not None:
         mixture_problems = _provider_problems("train_run.mixture", ok["mixture"], run.task_modules)
         problems += mixture_problems or _split_problems("train_run.mixture", "train", _names(ok["mixture"]))
@@ -399,7 +399,7 @@ def _evaluation_problems(run: Any, settings: Settings) -> list[str]:
         return []
     mixture, tasks, every, keep_best = (settings[name] for name in needed[:4])
     if settings.get("preference") is not None:
-        return preference_input.evaluation_problems(settings)
+        return preference_run.evaluation_problems(settings)
     problems = _instruction_task_problems("train_run.eval_tasks", tasks)
     if mixture is not None:
         problems += _provider_problems("train_run.eval_mixture", mixture, run.task_modules)

@@ -1,4 +1,5 @@
-"""Preference pairs as a training run's input: `train_run.preference = @preference_data()`.
+"""What a run trains on preference pairs with: `train_run.preference = @preference_data()` (beside `launch`,
+which it serves: it joins the data, the model's reference and the evaluation).
 
 `preference_data(files=..., max_length=..., max_prompt_length=...)` (gin-configurable) names JSONL files of
 pairs (paths relative to the run's `data_dir`, or absolute; forms: see `it_jax.data.preference`).
