@@ -24,7 +24,7 @@ from it_jax.train import objectives
 from it_jax.train import trainer as trainer_lib
 
 VOCABULARY = seqio.ByteVocabulary()
-HH = pathlib.Path(__file__).resolve().parents[3] / "shared/data/tfds_jsonl/hh_rlhf__helpful_base_messages/test.jsonl"
+HH = pathlib.Path(__file__).resolve().parents[2] / "shared/data/tfds_jsonl/hh_rlhf__helpful_base_messages/test.jsonl"
 
 
 def _record(i: int) -> dict:
