@@ -71,11 +71,16 @@ def make_run(run_dir: pathlib.Path, vocabulary, *, chat_format: str | None, conf
     )
     context.save(config_gin="")
     params = random_params(config, seed)
+    save_step_1(context, params)
+    assert vocab.describe(vocabulary) == context.metadata()["vocabulary_spec"]
+    return params
+
+
+def save_step_1(context: RunContext, params: dict) -> None:
+    """Saves `params` as the run's checkpoint at step 1 (with its metadata, as training saves)."""
     state = TrainState(step=np.asarray(1, np.int32), params=params, opt_state={"count": np.zeros((), np.int32)})
-    checkpointer = checkpoints_lib.Checkpointer(RunDirectory(run_dir).checkpoints)
+    checkpointer = checkpoints_lib.Checkpointer(context.directory.checkpoints)
     try:
         checkpointer.save(1, state, context.metadata(), data_position=1, force=True)
     finally:
         checkpointer.close()
-    assert vocab.describe(vocabulary) == context.metadata()["vocabulary_spec"]
-    return params

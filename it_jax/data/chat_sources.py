@@ -53,16 +53,23 @@ def _turns(record: Mapping[str, Any], field: str) -> list[Any]:
     return turns
 
 
+def _conversation(record: Mapping[str, Any], field: str, speaker_key: str, text_key: str,
+                  roles: Mapping[str, str]) -> list[Message]:
+    """The turns of `record[field]` as messages: each turn's `speaker_key` (one of `roles`, mapped to a role)
+    and its `text_key` string."""
+    messages = []
+    for index, turn in enumerate(_turns(record, field)):
+        where = f"{field}[{index}]."
+        speaker = _string(turn, speaker_key, where=where)
+        if speaker not in roles:
+            raise RecordError(f"field '{where}{speaker_key}' must be one of {list(roles)}, got {speaker!r}")
+        messages.append({"role": roles[speaker], "content": _string(turn, text_key, where=where)})
+    return messages
+
+
 def from_messages(record: Mapping[str, Any]) -> list[Message]:
     """A `messages` record: roles must be system, user or assistant, contents strings."""
-    messages = []
-    for index, turn in enumerate(_turns(record, "messages")):
-        where = f"messages[{index}]."
-        role = _string(turn, "role", where=where)
-        if role not in ROLES:
-            raise RecordError(f"field '{where}role' must be one of {list(ROLES)}, got {role!r}")
-        messages.append({"role": role, "content": _string(turn, "content", where=where)})
-    return messages
+    return _conversation(record, "messages", "role", "content", {role: role for role in ROLES})
 
 
 def _instruction_record(record: Mapping[str, Any], extra_field: str, answer_field: str) -> list[Message]:
@@ -88,14 +95,7 @@ def from_dolly(record: Mapping[str, Any]) -> list[Message]:
 
 def from_sharegpt(record: Mapping[str, Any]) -> list[Message]:
     """A ShareGPT record: `conversations` of `{"from": system|human|gpt, "value": str}`."""
-    messages = []
-    for index, turn in enumerate(_turns(record, "conversations")):
-        where = f"conversations[{index}]."
-        speaker = _string(turn, "from", where=where)
-        if speaker not in SHAREGPT_ROLES:
-            raise RecordError(f"field '{where}from' must be one of {list(SHAREGPT_ROLES)}, got {speaker!r}")
-        messages.append({"role": SHAREGPT_ROLES[speaker], "content": _string(turn, "value", where=where)})
-    return messages
+    return _conversation(record, "conversations", "from", "value", SHAREGPT_ROLES)
 
 
 READERS: dict[str, Callable[[Mapping[str, Any]], list[Message]]] = {

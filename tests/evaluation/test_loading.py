@@ -18,8 +18,6 @@ from it_jax.evaluation import loading
 from it_jax.models import lora
 from it_jax.run_context import RunContext
 from it_jax.run_dir import RunDirectory
-from it_jax.train import checkpoints
-from it_jax.train.state import TrainState
 
 CONFIG = lora.LoraConfig(rank=4, alpha=8.0, targets=("q", "v", "mlp"))
 TOKENS = np.array([[5, 17, 90, 3, 44, 250, 8, 61, 2, 120]], np.int32)
@@ -42,12 +40,7 @@ def lora_run(tmp_path_factory) -> tuple[pathlib.Path, dict]:
     flat = {p: (rng.normal(0, 0.3, v.shape).astype(np.float32) if p[-1] == "lora_b" else np.asarray(v))
             for p, v in tree.flatten(params).items()}
     params = tree.unflatten(flat)
-    state = TrainState(step=np.asarray(1, np.int32), params=params, opt_state={"count": np.zeros((), np.int32)})
-    checkpointer = checkpoints.Checkpointer(RunDirectory(run_dir).checkpoints)
-    try:
-        checkpointer.save(1, state, context.metadata(), data_position=1, force=True)
-    finally:
-        checkpointer.close()
+    chat_runs.save_step_1(context, params)
     return run_dir, params
 
 
